@@ -1,0 +1,120 @@
+// Command syncworker runs the relay and the subscriber workers and holds the operator's
+// tools: migrate, topology, status, dlq, verify, demo and bench.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand. Each lives in a file of its own and registers itself in init.
+type command struct {
+	name    string // may contain a space for nested commands, for example "outbox dead"
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) {
+	if _, dup := commands[c.name]; dup {
+		panic("syncworker: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+// cliEnv is what a command may touch of the outside world, so tests can run commands
+// in-process and read their output.
+type cliEnv struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	getenv         func(string) string
+}
+
+// errUsage marks an error the flag package already explained.
+var errUsage = errors.New("usage error")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin, getenv: os.Getenv}
+	os.Exit(run(ctx, env, os.Args[1:]))
+}
+
+// run dispatches args to the longest matching command name and returns the exit code.
+func run(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(env.stdout)
+		return 0
+	}
+	for n := min(len(args), 3); n >= 1; n-- {
+		if c, ok := commands[strings.Join(args[:n], " ")]; ok {
+			err := c.run(ctx, env, args[n:])
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
+				return 2
+			default:
+				fmt.Fprintf(env.stderr, "syncworker %s: %v\n", c.name, err)
+				var ex exitCoder
+				if errors.As(err, &ex) {
+					return ex.ExitCode()
+				}
+				return 1
+			}
+		}
+	}
+	fmt.Fprintf(env.stderr, "syncworker: unknown command %q\n\n", strings.Join(args, " "))
+	usage(env.stderr)
+	return 2
+}
+
+// exitCoder lets a command choose its exit code, for example verify on drift.
+type exitCoder interface{ ExitCode() int }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: syncworker COMMAND [flags]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		fmt.Fprintf(w, "  %-22s %s\n", name, commands[name].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'syncworker COMMAND --help' for the flags of a command.")
+}
+
+// newFlagSet returns a flag set that reports errors to env.stderr and returns them instead
+// of exiting, with a usage line naming the command.
+func newFlagSet(env *cliEnv, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "Usage: syncworker %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args, mapping a bad flag to errUsage (already reported).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+// Package amqpx holds the AMQP connection machinery the relay and the subscriber share.
+package amqpx
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+
+	"github.com/syncworker/syncworker/internal/redact"
+)
+
+// DialConfig says how to reach the broker.
+type DialConfig struct {
+	URL       string        // amqp:// or amqps://
+	TLS       *tls.Config   // for amqps://; nil uses the system roots
+	Name      string        // connection name shown by the broker (connection_name property)
+	Heartbeat time.Duration // default 10s
+	Timeout   time.Duration // TCP connect and handshake timeout, default 10s
+}
+
+// Dial opens one connection, with errors that never contain the password.
+func Dial(cfg DialConfig) (*amqp.Connection, error) {
+	if cfg.Heartbeat == 0 {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	props := amqp.NewConnectionProperties()
+	if cfg.Name != "" {
+		props.SetClientConnectionName(cfg.Name)
+	}
+	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
+		Heartbeat:       cfg.Heartbeat,
+		TLSClientConfig: cfg.TLS,
+		Properties:      props,
+		Dial:            amqp.DefaultDial(cfg.Timeout),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to RabbitMQ at %s: %s", redact.URL(cfg.URL), redact.Secrets(err.Error(), password(cfg.URL)))
+	}
+	return conn, nil
+}
+
+// DialRetry dials until it succeeds or ctx ends, waiting an exponential backoff with jitter
+// (100ms growing to 10s) between attempts and logging each failure.
+func DialRetry(ctx context.Context, cfg DialConfig, log *zap.Logger) (*amqp.Connection, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 10 * time.Second
+	b.MaxElapsedTime = 0
+	for {
+		conn, err := Dial(cfg)
+		if err == nil {
+			return conn, nil
+		}
+		wait := b.NextBackOff()
+		log.Warn("broker connection failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func password(rawURL string) string {
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Password
+}
+
+func parseURL(rawURL string) (amqp.URI, error) { return amqp.ParseURI(rawURL) }

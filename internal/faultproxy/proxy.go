@@ -1,0 +1,168 @@
+// Package faultproxy is a TCP proxy for tests that cuts, pauses and refuses the connections
+// between the code under test and MariaDB or RabbitMQ, to prove that nothing is lost when the
+// network misbehaves.
+package faultproxy
+
+import (
+	"net"
+	"sync"
+)
+
+// Proxy forwards connections accepted on Addr to a target address.
+type Proxy struct {
+	target   string
+	listener net.Listener
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	conns   map[net.Conn]struct{}
+	paused  bool
+	refuse  bool
+	closed  bool
+	accepts int
+	wg      sync.WaitGroup
+}
+
+// New listens on a random loopback port and forwards to target (host:port).
+func New(target string) (*Proxy, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{target: target, listener: l, conns: map[net.Conn]struct{}{}}
+	p.cond = sync.NewCond(&p.mu)
+	p.wg.Add(1)
+	go p.acceptLoop()
+	return p, nil
+}
+
+// Addr is the address clients connect to instead of the target.
+func (p *Proxy) Addr() string { return p.listener.Addr().String() }
+
+// Accepted returns how many client connections the proxy has accepted so far.
+func (p *Proxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepts
+}
+
+// Cut closes every open connection at once, both sides, as a network failure would.
+// New connections are still accepted unless Refuse is on.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Refuse makes the proxy close new connections right after accepting them (on) or forward
+// them again (off).
+func (p *Proxy) Refuse(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = on
+}
+
+// Pause stops forwarding bytes in both directions without closing anything, like a network
+// partition; Resume lets the held bytes through.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused = true
+}
+
+// Resume undoes Pause.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused = false
+	p.cond.Broadcast()
+}
+
+// Close stops listening, closes every connection and waits for the forwarding goroutines.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.paused = false
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	err := p.listener.Close()
+	p.Cut()
+	p.wg.Wait()
+	return err
+}
+
+func (p *Proxy) acceptLoop() {
+	defer p.wg.Done()
+	for {
+		client, err := p.listener.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.accepts++
+		refuse := p.refuse || p.closed
+		p.mu.Unlock()
+		if refuse {
+			client.Close()
+			continue
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		if !p.track(client, server) {
+			continue
+		}
+		p.wg.Add(2)
+		go p.pipe(server, client)
+		go p.pipe(client, server)
+	}
+}
+
+func (p *Proxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = struct{}{}
+	}
+	return true
+}
+
+// pipe copies src to dst, holding data while paused; when either side fails both close.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	defer func() {
+		p.mu.Lock()
+		delete(p.conns, src)
+		delete(p.conns, dst)
+		p.mu.Unlock()
+		src.Close()
+		dst.Close()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.paused && !p.closed {
+				p.cond.Wait()
+			}
+			p.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil { // EOF or a failure: either way this direction is over
+			return
+		}
+	}
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The one test command: makes sure MariaDB/MySQL and RabbitMQ answer (starting or installing
+# them where it can), then runs gofmt, go vet and every test with the race detector.
+#
+#   ./scripts/test.sh            everything
+#   ./scripts/test.sh ./outbox/  only these packages (gofmt and vet still run on all)
+#
+# Environment: SYNCWORKER_TEST_MYSQL_DSN, SYNCWORKER_TEST_AMQP_URL point the tests elsewhere;
+# SYNCWORKER_SKIP_INTEGRATION=1 skips the integration tests (and the service checks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'test.sh: %s\n' "$*" >&2; exit 1; }
+
+command -v go >/dev/null || die "Go is not installed: install Go 1.26 or newer (https://go.dev/doc/install)"
+
+is_root() { [ "$(id -u)" = 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_updated=""
+apt_install() {
+  is_root && have apt-get || return 1
+  if [ -z "$apt_updated" ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null || return 1
+}
+docker_up() {
+  have docker && docker info >/dev/null 2>&1 || return 1
+  say "starting $1 with docker compose"
+  docker compose up -d --wait "$1"
+}
+
+# --- MariaDB / MySQL ---------------------------------------------------------------------
+mysql_tcp_ok() { have mariadb && mariadb -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1; }
+mysql_running() { have mariadb-admin && mariadb-admin -h127.0.0.1 -P3306 ping >/dev/null 2>&1 \
+  || mariadb-admin ping >/dev/null 2>&1; }
+start_mariadb() {
+  mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
+  for _ in $(seq 1 60); do mysql_running && return 0; sleep 0.5; done
+  return 1
+}
+ensure_mysql() {
+  if [ -n "${SYNCWORKER_TEST_MYSQL_DSN:-}" ]; then return 0; fi  # the caller chose a server
+  if ! mysql_running; then
+    if [ -x /usr/sbin/mariadbd ]; then
+      say "MariaDB is installed but not running: starting it"
+      start_mariadb || die "MariaDB did not start; see /var/log/mysql or run mariadbd by hand"
+    elif apt_install mariadb-server mariadb-client; then
+      start_mariadb || die "MariaDB was installed but did not start"
+    elif docker_up mysql; then :
+    else
+      die "MariaDB/MySQL is not running and cannot be installed here: install mariadb-server (10.6+) or MySQL 8.0+, start it, or set SYNCWORKER_TEST_MYSQL_DSN"
+    fi
+  fi
+  # A fresh Debian MariaDB lets root in only through the unix socket. The tests speak TCP, so
+  # create a dedicated test user through the socket and point the tests at it.
+  if ! mysql_tcp_ok; then
+    say "root cannot log in over TCP: creating the syncworker_test user"
+    mariadb -uroot <<'SQL' || die "cannot create the test user; set SYNCWORKER_TEST_MYSQL_DSN to a user that may create databases"
+CREATE USER IF NOT EXISTS 'syncworker_test'@'127.0.0.1' IDENTIFIED BY 'syncworker_test';
+CREATE USER IF NOT EXISTS 'syncworker_test'@'localhost' IDENTIFIED BY 'syncworker_test';
+GRANT ALL PRIVILEGES ON *.* TO 'syncworker_test'@'127.0.0.1' WITH GRANT OPTION;
+GRANT ALL PRIVILEGES ON *.* TO 'syncworker_test'@'localhost' WITH GRANT OPTION;
+SQL
+    export SYNCWORKER_TEST_MYSQL_DSN='syncworker_test:syncworker_test@tcp(127.0.0.1:3306)/'
+  fi
+}
+
+# --- RabbitMQ ----------------------------------------------------------------------------
+rabbit_ok() { have rabbitmqctl && timeout 20 rabbitmqctl -q status >/dev/null 2>&1; }
+start_rabbit() {
+  rabbitmq-server -detached
+  timeout 120 rabbitmqctl -q await_startup
+}
+ensure_rabbit() {
+  if [ -n "${SYNCWORKER_TEST_AMQP_URL:-}" ]; then return 0; fi
+  if rabbit_ok; then return 0; fi
+  if have rabbitmq-server; then
+    say "RabbitMQ is installed but not running: starting it"
+    start_rabbit || die "RabbitMQ did not start; see /var/log/rabbitmq"
+  elif apt_install rabbitmq-server; then
+    rabbit_ok || start_rabbit || die "RabbitMQ was installed but did not start"
+  elif docker_up rabbitmq; then :
+  else
+    die "RabbitMQ is not running and cannot be installed here: install rabbitmq-server (3.10+), start it, or set SYNCWORKER_TEST_AMQP_URL"
+  fi
+}
+
+# Remove broker entities that interrupted test runs left behind (names start with swt-).
+sweep_rabbit() {
+  have rabbitmqctl || return 0
+  timeout 30 rabbitmqctl -q list_queues name 2>/dev/null | grep '^swt-' | while read -r q; do
+    timeout 10 rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
+  done || true
+}
+
+if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
+  ensure_mysql
+  ensure_rabbit
+  sweep_rabbit
+fi
+
+say "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[ -z "$unformatted" ] || die "gofmt would change: $unformatted"
+
+say "go vet"
+go vet ./...
+
+pkgs=("$@")
+[ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
+say "go test -race ${pkgs[*]}"
+go test -race -count=1 -timeout 20m "${pkgs[@]}"
