@@ -75,13 +75,18 @@ func NewDatabase(t testing.TB) *Database {
 }
 
 // MySQLDSNWithTimeout is MySQLDSN with a connect timeout, for helper connections.
-func MySQLDSNWithTimeout() string {
+func MySQLDSNWithTimeout() string { return MySQLDSNFor("") }
+
+// MySQLDSNFor is the test server's DSN selecting database dbName (none when empty), with a
+// connect timeout and parseTime=true.
+func MySQLDSNFor(dbName string) string {
 	cfg, err := mysql.ParseDSN(MySQLDSN())
 	if err != nil {
 		return MySQLDSN()
 	}
 	cfg.Timeout = 5 * time.Second
 	cfg.ParseTime = true
+	cfg.DBName = dbName
 	return cfg.FormatDSN()
 }
 

@@ -1,0 +1,174 @@
+package outbox
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidateReportsEachProblemWithIndexAndField(t *testing.T) {
+	w, err := New(Config{MaxPayloadBytes: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		msg   Message
+		field string
+		want  error
+	}{
+		{"missing exchange", Message{}, "Exchange", ErrMissingExchange},
+		{"long routing key", Message{Exchange: "x", RoutingKey: strings.Repeat("k", 256)}, "RoutingKey", ErrFieldTooLong},
+		{"long partition key", Message{Exchange: "x", PartitionKey: strings.Repeat("k", 256)}, "PartitionKey", ErrFieldTooLong},
+		{"control char in type", Message{Exchange: "x", Type: "a\nb"}, "Type", ErrInvalidText},
+		{"invalid utf8 id", Message{Exchange: "x", ID: "\xff"}, "ID", ErrInvalidText},
+		{"payload too large", Message{Exchange: "x", Payload: make([]byte, 11)}, "Payload", ErrPayloadTooLarge},
+		{"empty header name", Message{Exchange: "x", Headers: map[string]string{"": "v"}}, `Headers[""]`, ErrInvalidHeaderName},
+		{"broker header", Message{Exchange: "x", Headers: map[string]string{"x-death": "v"}}, `Headers["x-death"]`, ErrInvalidHeaderName},
+		{"reserved header", Message{Exchange: "x", Headers: map[string]string{"sw-attempt": "1"}}, `Headers["sw-attempt"]`, ErrInvalidHeaderName},
+		{"long header name", Message{Exchange: "x", Headers: map[string]string{strings.Repeat("h", 129): "v"}}, "Headers", ErrInvalidHeaderName},
+		{"invalid header value", Message{Exchange: "x", Headers: map[string]string{"h": "\xc3\x28"}}, `Headers["h"]`, ErrInvalidHeaderValue},
+		{"headers too large", Message{Exchange: "x", Headers: map[string]string{"h": strings.Repeat("v", 70000)}}, "Headers", ErrHeadersTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := []Message{{Exchange: "ok"}, tc.msg}
+			err := w.Write(t.Context(), failingExecer{t}, msgs...)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("error %v is not %v", err, tc.want)
+			}
+			var me *MessageError
+			if !errors.As(err, &me) {
+				t.Fatalf("error %v is not a *MessageError", err)
+			}
+			if me.Index != 1 || !strings.HasPrefix(me.Field, tc.field) {
+				t.Fatalf("MessageError names message %d field %q, want 1 and %q", me.Index, me.Field, tc.field)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
+	err := Write(t.Context(), failingExecer{t},
+		Message{RoutingKey: strings.Repeat("k", 300)},
+		Message{Exchange: "x"},
+		Message{Exchange: "x", Headers: map[string]string{"x-a": "1"}})
+	for _, want := range []error{ErrMissingExchange, ErrFieldTooLong, ErrInvalidHeaderName} {
+		if !errors.Is(err, want) {
+			t.Errorf("joined error lacks %v: %v", want, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "message 0") || !strings.Contains(err.Error(), "message 2") {
+		t.Errorf("error does not name both messages: %v", err)
+	}
+}
+
+func TestDefaultExchangeAndEmptyCallsWriteNothingSurprising(t *testing.T) {
+	if err := Write(t.Context(), failingExecer{t}); err != nil {
+		t.Fatalf("empty Write: %v", err)
+	}
+	rec := &recordingExecer{}
+	if err := Write(t.Context(), rec, Message{Exchange: DefaultExchange, RoutingKey: "q"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.args) != 1 || rec.args[0][2] != "" {
+		t.Fatalf("DefaultExchange should be stored as the empty name, got args %v", rec.args)
+	}
+}
+
+func TestConfigValidateListsEveryProblem(t *testing.T) {
+	_, err := New(Config{Table: "bad name", MaxPayloadBytes: 1 << 25, MaxRowsPerStatement: 100000, MaxHeaderBytes: -1})
+	for _, want := range []string{"Table", "MaxPayloadBytes", "MaxRowsPerStatement", "MaxHeaderBytes"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config error does not mention %s: %v", want, err)
+		}
+	}
+	if !errors.Is(err, ErrInvalidIdentifier) {
+		t.Errorf("bad table name is not ErrInvalidIdentifier: %v", err)
+	}
+}
+
+func TestWriteSplitsLargeCalls(t *testing.T) {
+	w, err := New(Config{MaxRowsPerStatement: 3, MaxStatementBytes: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recordingExecer{}
+	var msgs []Message
+	for i := 0; i < 7; i++ {
+		msgs = append(msgs, Message{Exchange: "x"})
+	}
+	msgs = append(msgs, Message{Exchange: "x", Payload: make([]byte, 3000)}, Message{Exchange: "x", Payload: make([]byte, 3000)})
+	if err := w.Write(t.Context(), rec, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, a := range rec.args {
+		sizes = append(sizes, len(a)/len(insertColumns))
+	}
+	// 7 small rows in statements of at most 3, then the two 3000-byte payloads must not share
+	// a 5000-byte statement with each other.
+	want := []int{3, 3, 2, 1}
+	if len(sizes) != len(want) {
+		t.Fatalf("statement sizes %v, want %v", sizes, want)
+	}
+	for i := range want {
+		if sizes[i] != want[i] {
+			t.Fatalf("statement sizes %v, want %v", sizes, want)
+		}
+	}
+}
+
+func TestTraceContextGoesIntoHeaders(t *testing.T) {
+	rec := &recordingExecer{}
+	ctx := ContextWithTraceContext(t.Context(), TraceContext{
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", TraceState: "v=1"})
+	if err := Write(ctx, rec, Message{Exchange: "x", Headers: map[string]string{"tenant": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := DecodeHeaders(rec.args[0][9].([]byte))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h[HeaderTraceParent] == "" || h[HeaderTraceState] != "v=1" || h["tenant"] != "a" {
+		t.Fatalf("headers %v lack the trace context or the user's header", h)
+	}
+}
+
+func TestPartitionRangesCoverTheHashSpaceAndAgreeWithPartitionOf(t *testing.T) {
+	for _, n := range []int{1, 3, 7, 16, 1000} {
+		next := uint64(0)
+		for p := 0; p < n; p++ {
+			lo, hi := PartitionRange(p, n)
+			if uint64(lo) != next || hi < lo {
+				t.Fatalf("n=%d p=%d: range [%d,%d] does not start at %d", n, p, lo, hi, next)
+			}
+			for _, h := range []uint32{lo, hi, lo + (hi-lo)/2} {
+				if got := PartitionOf(h, n); got != p {
+					t.Fatalf("n=%d: PartitionOf(%d) = %d, want %d", n, h, got, p)
+				}
+			}
+			next = uint64(hi) + 1
+		}
+		if next != 1<<32 {
+			t.Fatalf("n=%d: ranges end at %d, not 2^32", n, next)
+		}
+	}
+}
+
+func TestTablesValidate(t *testing.T) {
+	if err := (Tables{}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("default tables invalid: %v", err)
+	}
+	err := Tables{Outbox: "a", Dead: "A", Inbox: "x;drop"}.WithDefaults().Validate()
+	if !errors.Is(err, ErrInvalidIdentifier) || !strings.Contains(err.Error(), "also used") {
+		t.Fatalf("want invalid and duplicate name errors, got %v", err)
+	}
+}
+
+func TestSplitStatements(t *testing.T) {
+	got := splitStatements("-- c;\nCREATE a (x);\n\n-- d\nCREATE b (\n y\n);\n")
+	if len(got) != 2 || got[0] != "CREATE a (x)" || !strings.HasPrefix(got[1], "CREATE b") {
+		t.Fatalf("splitStatements = %q", got)
+	}
+}

@@ -1,0 +1,360 @@
+package outbox_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/syncworker/syncworker/internal/testenv"
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// migrated returns a fresh, migrated test database.
+func migrated(t *testing.T) *sql.DB {
+	t.Helper()
+	d := testenv.NewDatabase(t)
+	if err := outbox.Migrate(t.Context(), d.DB); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return d.DB
+}
+
+type storedRow struct {
+	id                                                                      uint64
+	messageID, exchange, routingKey, partitionKey, eventType, aggregateType string
+	contentType, correlationID                                              string
+	partitionHash                                                           uint32
+	headers, payload                                                        []byte
+}
+
+func readOutbox(t *testing.T, db *sql.DB) []storedRow {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), `SELECT id, message_id, exchange_name, routing_key, partition_key,
+		event_type, aggregate_type, content_type, correlation_id, partition_hash, headers, payload
+		FROM syncworker_outbox ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []storedRow
+	for rows.Next() {
+		var r storedRow
+		if err := rows.Scan(&r.id, &r.messageID, &r.exchange, &r.routingKey, &r.partitionKey, &r.eventType,
+			&r.aggregateType, &r.contentType, &r.correlationID, &r.partitionHash, &r.headers, &r.payload); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func countOutbox(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM syncworker_outbox").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func sampleMessages(n int) []outbox.Message {
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		payload := make([]byte, 1+i%300)
+		for j := range payload {
+			payload[j] = byte(i + j) // every byte value, including 0 and invalid UTF-8
+		}
+		msgs[i] = outbox.Message{
+			ID:            fmt.Sprintf("msg-%04d", i),
+			Exchange:      "orders",
+			RoutingKey:    fmt.Sprintf("order.%d.created", i),
+			PartitionKey:  fmt.Sprintf("order-%d", i%17),
+			Type:          "order.created",
+			AggregateType: "order",
+			CorrelationID: fmt.Sprintf("corr-%d", i),
+			Headers:       map[string]string{"tenant": "acme", "seq": fmt.Sprint(i), "ünï": "çødé ✓"},
+			Payload:       payload,
+		}
+	}
+	return msgs
+}
+
+func TestWriteRollbackLeavesNothingCommitKeepsAllInOrder(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	ctx := t.Context()
+	msgs := sampleMessages(1000)
+
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Write(ctx, tx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOutbox(t, db); n != 0 {
+		t.Fatalf("after rollback the outbox holds %d rows, want 0", n)
+	}
+
+	tx, err = db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := outbox.Write(ctx, tx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := readOutbox(t, db)
+	if len(got) != len(msgs) {
+		t.Fatalf("after commit the outbox holds %d rows, want %d", len(got), len(msgs))
+	}
+	for i, r := range got {
+		m := msgs[i]
+		if r.messageID != m.ID || r.exchange != m.Exchange || r.routingKey != m.RoutingKey ||
+			r.partitionKey != m.PartitionKey || r.eventType != m.Type || r.aggregateType != m.AggregateType ||
+			r.correlationID != m.CorrelationID || r.contentType != outbox.DefaultContentType {
+			t.Fatalf("row %d = %+v does not match message %+v", i, r, m)
+		}
+		if !bytes.Equal(r.payload, m.Payload) {
+			t.Fatalf("row %d: payload bytes changed", i)
+		}
+		if r.partitionHash != outbox.PartitionHash(m.PartitionKey) {
+			t.Fatalf("row %d: partition hash %d, want %d", i, r.partitionHash, outbox.PartitionHash(m.PartitionKey))
+		}
+		h, err := outbox.DecodeHeaders(r.headers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(h) != len(m.Headers) {
+			t.Fatalf("row %d: headers %v, want %v", i, h, m.Headers)
+		}
+		for k, v := range m.Headers {
+			if h[k] != v {
+				t.Fatalf("row %d: header %q = %q, want %q", i, k, h[k], v)
+			}
+		}
+		if i > 0 && r.id <= got[i-1].id {
+			t.Fatalf("rows are not in write order at %d", i)
+		}
+	}
+}
+
+func TestWriteGeneratesTimeSortableIDsAndDefaults(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	var msgs []outbox.Message
+	for i := 0; i < 50; i++ {
+		msgs = append(msgs, outbox.Message{Exchange: outbox.DefaultExchange, RoutingKey: "q"})
+	}
+	if err := outbox.Write(t.Context(), db, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := readOutbox(t, db)
+	seen := map[string]bool{}
+	for i, r := range got {
+		if len(r.messageID) != 36 || seen[r.messageID] {
+			t.Fatalf("row %d: id %q is not a fresh UUID", i, r.messageID)
+		}
+		seen[r.messageID] = true
+		if i > 0 && r.messageID < got[i-1].messageID {
+			t.Fatalf("generated ids are not time-sortable: %q after %q", r.messageID, got[i-1].messageID)
+		}
+		if r.exchange != "" || r.partitionKey != r.messageID || r.headers != nil || r.payload == nil {
+			t.Fatalf("row %d: defaults not applied: %+v", i, r)
+		}
+	}
+}
+
+func TestConcurrentWritersEveryCommittedMessageExactlyOnce(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	db.SetMaxOpenConns(16)
+	const writers, txPerWriter = 16, 300
+	var (
+		mu        sync.Mutex
+		committed = map[string]bool{}
+		rolled    = map[string]bool{}
+	)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 7))
+			for i := 0; i < txPerWriter; i++ {
+				var msgs []outbox.Message
+				for j := 0; j < 1+r.IntN(5); j++ {
+					msgs = append(msgs, outbox.Message{ID: fmt.Sprintf("w%d-t%d-m%d", w, i, j), Exchange: "x",
+						PartitionKey: fmt.Sprintf("k%d", r.IntN(50)), Payload: []byte(`{}`)})
+				}
+				rollback := r.IntN(5) == 0
+				if err := writeTx(context.Background(), db, msgs, rollback); err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, m := range msgs {
+					if rollback {
+						rolled[m.ID] = true
+					} else {
+						committed[m.ID] = true
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := readOutbox(t, db)
+	seen := map[string]int{}
+	for _, r := range got {
+		seen[r.messageID]++
+		if rolled[r.messageID] {
+			t.Fatalf("message %s from a rolled-back transaction exists", r.messageID)
+		}
+	}
+	for id := range committed {
+		if seen[id] != 1 {
+			t.Fatalf("committed message %s exists %d times", id, seen[id])
+		}
+	}
+	if len(got) != len(committed) {
+		t.Fatalf("outbox holds %d rows, %d were committed", len(got), len(committed))
+	}
+	if len(rolled) == 0 || len(committed) == 0 {
+		t.Fatalf("test did not exercise both outcomes: %d committed, %d rolled back", len(committed), len(rolled))
+	}
+}
+
+func writeTx(ctx context.Context, db *sql.DB, msgs []outbox.Message, rollback bool) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := outbox.Write(ctx, tx, msgs...); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if rollback {
+		return tx.Rollback()
+	}
+	return tx.Commit()
+}
+
+func TestInvalidInputWritesNothingAndTransactionStaysUsable(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	ctx := t.Context()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE business (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := outbox.New(outbox.Config{MaxPayloadBytes: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO business VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	bad := [][]outbox.Message{
+		{{Exchange: "x"}, {RoutingKey: "no exchange"}},
+		{{Exchange: "x", Payload: make([]byte, 101)}},
+		{{Exchange: "x", Headers: map[string]string{"x-match": "all"}}},
+		{{Exchange: "x", RoutingKey: string(make([]byte, 256))}},
+	}
+	wantErr := []error{outbox.ErrMissingExchange, outbox.ErrPayloadTooLarge, outbox.ErrInvalidHeaderName, outbox.ErrFieldTooLong}
+	for i, msgs := range bad {
+		err := w.Write(ctx, tx, msgs...)
+		if !errors.Is(err, wantErr[i]) {
+			t.Fatalf("case %d: got %v, want %v", i, err, wantErr[i])
+		}
+	}
+	if err := w.Write(ctx, tx, outbox.Message{Exchange: "x", ID: "good"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("transaction unusable after validation errors: %v", err)
+	}
+	got := readOutbox(t, db)
+	if len(got) != 1 || got[0].messageID != "good" {
+		t.Fatalf("outbox holds %+v, want only the valid message", got)
+	}
+	var n int
+	db.QueryRowContext(ctx, "SELECT COUNT(*) FROM business").Scan(&n)
+	if n != 1 {
+		t.Fatalf("business row lost: %d rows", n)
+	}
+}
+
+func TestWriteSplitsStatementsTransparently(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	w, err := outbox.New(outbox.Config{MaxRowsPerStatement: 7, MaxStatementBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := sampleMessages(100)
+	msgs[50].Payload = make([]byte, 60<<10)
+	msgs[51].Payload = make([]byte, 60<<10)
+	tx, _ := db.BeginTx(t.Context(), nil)
+	if err := w.Write(t.Context(), tx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := readOutbox(t, db)
+	if len(got) != 100 {
+		t.Fatalf("%d rows, want 100", len(got))
+	}
+	for i := range got {
+		if got[i].messageID != msgs[i].ID || !bytes.Equal(got[i].payload, msgs[i].Payload) {
+			t.Fatalf("row %d out of order or changed", i)
+		}
+	}
+}
+
+func TestCustomTableName(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	tables := outbox.Tables{Outbox: "events_out"}
+	if _, err := outbox.MigrateTables(t.Context(), d.DB, tables); err != nil {
+		t.Fatal(err)
+	}
+	w, err := outbox.New(outbox.Config{Table: "events_out"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(t.Context(), d.DB, outbox.Message{Exchange: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := d.DB.QueryRow("SELECT COUNT(*) FROM events_out").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("custom table holds %d rows (%v), want 1", n, err)
+	}
+	if _, err := outbox.New(outbox.Config{Table: "events; DROP TABLE x"}); !errors.Is(err, outbox.ErrInvalidIdentifier) {
+		t.Fatalf("injection through the table name was not refused: %v", err)
+	}
+}
