@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+// runCLI runs the command line in-process and returns its exit code and output.
+func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(stdin), getenv: func(k string) string {
+		if v, ok := env[k]; ok {
+			return v
+		}
+		return os.Getenv(k)
+	}}
+	code = run(context.Background(), e, args)
+	return code, out.String(), errOut.String()
+}
+
+func TestUsageListsCommandsAndUnknownCommandFails(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "", "--help")
+	if code != 0 || !strings.Contains(out, "migrate") || !strings.Contains(out, "version") {
+		t.Fatalf("help: code %d, output %q", code, out)
+	}
+	code, _, errOut := runCLI(t, nil, "", "no-such-command")
+	if code != 2 || !strings.Contains(errOut, `unknown command "no-such-command"`) {
+		t.Fatalf("unknown command: code %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "", "migrate", "--no-such-flag")
+	if code != 2 || !strings.Contains(errOut, "no-such-flag") {
+		t.Fatalf("bad flag: code %d, stderr %q", code, errOut)
+	}
+	code, out, _ = runCLI(t, nil, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "syncworker ") {
+		t.Fatalf("version: code %d, output %q", code, out)
+	}
+}
