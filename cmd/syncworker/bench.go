@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/syncworker/syncworker/internal/bench"
+)
+
+func init() {
+	register(&command{name: "bench", summary: "measure throughput and latency against the real services", run: runBench})
+}
+
+// benchScenarios maps a scenario name to its run function, in the order `all` runs them.
+// relay needs the ceiling of the same run, so `all` keeps it after ceiling.
+var benchScenarios = []struct {
+	name string
+	help string
+	run  func(ctx context.Context, o bench.Options, prior []bench.Result) ([]bench.Result, error)
+}{
+	{"ceiling", "broker-only confirmed publishing: the limit the relay is held against", func(ctx context.Context, o bench.Options, _ []bench.Result) ([]bench.Result, error) {
+		r, err := bench.Ceiling(ctx, o)
+		return []bench.Result{r}, err
+	}},
+	{"write", "what outbox.Write adds to a business transaction (1 and 10 messages)", func(ctx context.Context, o bench.Options, _ []bench.Result) ([]bench.Result, error) {
+		return bench.Write(ctx, o)
+	}},
+}
+
+func runBench(ctx context.Context, env *cliEnv, args []string) error {
+	var names []string
+	for _, s := range benchScenarios {
+		names = append(names, s.name)
+	}
+	fs := newFlagSet(env, "bench", "SCENARIO [flags]\n\nScenarios: "+strings.Join(names, ", ")+", all")
+	o := bench.Options{}
+	fs.StringVar(&o.DSN, "dsn", envOr(env, "SYNCWORKER_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/"),
+		"MySQL server DSN; each scenario creates and drops its own database (env SYNCWORKER_MYSQL_DSN)")
+	fs.StringVar(&o.AMQPURL, "amqp-url", envOr(env, "SYNCWORKER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+		"RabbitMQ URL (env SYNCWORKER_AMQP_URL)")
+	fs.IntVar(&o.Messages, "messages", 20000, "messages per scenario (ceiling, relay, apply); write runs messages/10 rounds")
+	fs.IntVar(&o.PayloadSize, "payload", 256, "payload bytes per message")
+	fs.IntVar(&o.Rate, "rate", 1000, "messages per second (latency)")
+	fs.IntVar(&o.Writers, "writers", 8, "concurrent writer transactions (latency)")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run (latency)")
+	fs.IntVar(&o.Channels, "channels", 4, "publishing channels (ceiling; same as the relay's)")
+	fs.IntVar(&o.Window, "window", 256, "outstanding publisher confirms per channel")
+	jsonOut := fs.Bool("json", false, "print one JSON object per scenario (and one for the environment) instead of a table")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		fs.Usage()
+		return errUsage
+	}
+	scenario := args[0]
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if o.Messages <= 0 || o.PayloadSize < 0 || o.Rate <= 0 || o.Writers <= 0 || o.Channels <= 0 || o.Window <= 0 || o.Duration <= 0 {
+		return fmt.Errorf("--messages, --rate, --writers, --channels, --window and --duration must be positive, --payload not negative")
+	}
+	var run []int
+	for i, s := range benchScenarios {
+		if scenario == "all" || scenario == s.name {
+			run = append(run, i)
+		}
+	}
+	if len(run) == 0 {
+		sort.Strings(names)
+		return fmt.Errorf("unknown scenario %q (want one of %s, all)", scenario, strings.Join(names, ", "))
+	}
+	envInfo, err := bench.DescribeEnvironment(ctx, o)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		bench.WriteJSON(env.stdout, envInfo) //nolint:errcheck // stdout
+	}
+	var results []bench.Result
+	for _, i := range run {
+		s := benchScenarios[i]
+		if !*jsonOut {
+			fmt.Fprintf(env.stderr, "running %s ...\n", s.name)
+		}
+		rs, err := s.run(ctx, o, results)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		for _, r := range rs {
+			if *jsonOut {
+				bench.WriteJSON(env.stdout, r) //nolint:errcheck // stdout
+			}
+		}
+		results = append(results, rs...)
+	}
+	if !*jsonOut {
+		bench.WriteTable(env.stdout, envInfo, results)
+	}
+	return nil
+}
+
+// envOr returns the environment variable name, or def when it is empty.
+func envOr(env *cliEnv, name, def string) string {
+	if v := env.getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
+)
+
+// Ceiling measures broker-only confirmed publishing: persistent messages of the same payload
+// size, over the same number of channels with the same confirm window as the relay, into a
+// durable queue a consumer drains. It is the physical limit the relay is held against.
+func Ceiling(ctx context.Context, o Options) (Result, error) {
+	s, err := newSink(ctx, o.AMQPURL, "ceiling."+uniqueSuffix(), o.Messages)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	conn, err := amqpx.Dial(amqpx.DialConfig{URL: o.AMQPURL, Name: "syncworker-bench-ceiling"})
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	payload := make([]byte, o.PayloadSize)
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	per := (o.Messages + o.Channels - 1) / o.Channels
+	for c := 0; c < o.Channels; c++ {
+		from, to := c*per, min((c+1)*per, o.Messages)
+		g.Go(func() error { return publishConfirmed(gctx, conn, s, payload, from, to, o.Window) })
+	}
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.Wait(waitCtx); err != nil {
+		return Result{}, err
+	}
+	elapsed := time.Since(start)
+	return Result{Scenario: "ceiling", Messages: o.Messages, Seconds: elapsed.Seconds(), MsgsPerS: rate(o.Messages, elapsed),
+		Note: fmt.Sprintf("%d channels, window %d", o.Channels, o.Window)}, nil
+}
+
+// publishConfirmed publishes ids from..to-1 on one channel keeping at most window confirms
+// outstanding, and fails on any nack.
+func publishConfirmed(ctx context.Context, conn *amqp.Connection, s *sink, payload []byte, from, to, window int) error {
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
+	outstanding := 0
+	await := func() error {
+		select {
+		case c, ok := <-confirms:
+			if !ok {
+				return fmt.Errorf("channel closed with %d confirms outstanding", outstanding)
+			}
+			if !c.Ack {
+				return fmt.Errorf("broker nacked delivery %d", c.DeliveryTag)
+			}
+			outstanding--
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for i := from; i < to; i++ {
+		for outstanding >= window {
+			if err := await(); err != nil {
+				return err
+			}
+		}
+		err := ch.PublishWithContext(ctx, s.Exchange, s.RoutingKey, false, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, MessageId: strconv.Itoa(i), Body: payload,
+		})
+		if err != nil {
+			return err
+		}
+		outstanding++
+	}
+	for outstanding > 0 {
+		if err := await(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,34 @@
+package bench
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// resetPeakRSS restarts the kernel's peak-RSS counter (VmHWM) of this process, so one
+// scenario's peak is not another's. It does nothing where /proc does not allow it.
+func resetPeakRSS() {
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) //nolint:errcheck // best effort
+}
+
+// peakRSSMB returns VmHWM of this process in MiB, or nil where /proc is missing.
+func peakRSSMB() *float64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if rest, ok := strings.CutPrefix(s.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			if err != nil {
+				return nil
+			}
+			return ptr(kb / 1024)
+		}
+	}
+	return nil
+}
