@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// readiness holds the named checks behind /readyz. A component registers its check when it
+// starts; the process is ready when every check passes.
+type readiness struct {
+	mu     sync.Mutex
+	checks map[string]func(context.Context) error
+}
+
+func newReadiness() *readiness { return &readiness{checks: map[string]func(context.Context) error{}} }
+
+// add registers a check under name, replacing an earlier one.
+func (r *readiness) add(name string, check func(context.Context) error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checks[name] = check
+}
+
+// report runs every check with a short timeout and returns each one's state.
+func (r *readiness) report(ctx context.Context) (ready bool, states map[string]string) {
+	r.mu.Lock()
+	checks := make(map[string]func(context.Context) error, len(r.checks))
+	for k, v := range r.checks {
+		checks[k] = v
+	}
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ready, states = len(checks) > 0, map[string]string{}
+	names := make([]string, 0, len(checks))
+	for name := range checks {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := checks[name](ctx); err != nil {
+			ready = false
+			states[name] = err.Error()
+		} else {
+			states[name] = "ok"
+		}
+	}
+	return ready, states
+}
+
+// newRegistry returns a Prometheus registry with the Go runtime and process collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// opsHandler serves /metrics, /healthz (the process is alive) and /readyz (every readiness
+// check passes; the body lists each check's state as JSON).
+func opsHandler(reg *prometheus.Registry, ready *readiness) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n")) //nolint:errcheck // client went away
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok, states := ready.report(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": states}) //nolint:errcheck // client went away
+	})
+	return mux
+}
+
+// serveOps serves opsHandler on addr until ctx ends. An empty addr serves nothing.
+func serveOps(ctx context.Context, addr string, reg *prometheus.Registry, ready *readiness, log *zap.Logger) error {
+	if addr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: opsHandler(reg, ready), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("serving /metrics, /healthz and /readyz", zap.String("addr", l.Addr().String()))
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown) //nolint:errcheck // best effort at exit
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
