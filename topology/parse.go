@@ -36,7 +36,7 @@ func Parse(data []byte, filename string) (*Topology, error) {
 		d.problem(0, "", "the file is empty")
 		return nil, d.err()
 	}
-	d.mapping(doc.Content[0], "", map[string]func(*yaml.Node){
+	d.mapping(doc.Content[0], "", nil, map[string]func(*yaml.Node){
 		"exchanges": func(n *yaml.Node) {
 			d.sequence(n, "exchanges", func(i int, item *yaml.Node) { t.Exchanges = append(t.Exchanges, d.exchange(i, item)) })
 		},
@@ -73,8 +73,9 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
-// mapping calls fields[key] for each key of n, reporting unknown and repeated keys.
-func (d *decoder) mapping(n *yaml.Node, entity string, fields map[string]func(*yaml.Node)) {
+// mapping calls fields[key] for each key of n, reporting unknown and repeated keys, and
+// records the line of each key in pos (when not nil).
+func (d *decoder) mapping(n *yaml.Node, entity string, pos *position, fields map[string]func(*yaml.Node)) {
 	n = resolve(n)
 	if n.Kind != yaml.MappingNode {
 		d.problem(n.Line, entity, "expected a mapping of keys to values")
@@ -92,6 +93,12 @@ func (d *decoder) mapping(n *yaml.Node, entity string, fields map[string]func(*y
 		if !ok {
 			d.problem(k.Line, entity, "unknown key %q (known: %s)", k.Value, knownKeys(fields))
 			continue
+		}
+		if pos != nil {
+			if pos.fields == nil {
+				pos.fields = map[string]int{}
+			}
+			pos.fields[k.Value] = k.Line
 		}
 		f(v)
 	}
@@ -131,28 +138,16 @@ func label(kind, list string, i int, n *yaml.Node) string {
 	return fmt.Sprintf("%s[%d]", list, i)
 }
 
-// field records the line of key in pos and returns a setter wrapper.
-func field(pos *position, key string, set func(*yaml.Node)) func(*yaml.Node) {
-	return func(n *yaml.Node) {
-		if pos.fields == nil {
-			pos.fields = map[string]int{}
-		}
-		pos.fields[key] = n.Line
-		set(n)
-	}
-}
-
 func (d *decoder) exchange(i int, n *yaml.Node) Exchange {
 	x := Exchange{pos: position{line: n.Line}}
 	e := label("exchange", "exchanges", i, n)
-	p := &x.pos
-	d.mapping(n, e, map[string]func(*yaml.Node){
-		"name":               field(p, "name", func(v *yaml.Node) { x.Name = d.str(v, e, "name") }),
-		"type":               field(p, "type", func(v *yaml.Node) { x.Type = ExchangeType(d.str(v, e, "type")) }),
-		"durable":            field(p, "durable", func(v *yaml.Node) { x.Durable = d.optBool(v, e, "durable") }),
-		"auto_delete":        field(p, "auto_delete", func(v *yaml.Node) { x.AutoDelete = d.boolean(v, e, "auto_delete") }),
-		"internal":           field(p, "internal", func(v *yaml.Node) { x.Internal = d.boolean(v, e, "internal") }),
-		"alternate_exchange": field(p, "alternate_exchange", func(v *yaml.Node) { x.AlternateExchange = d.str(v, e, "alternate_exchange") }),
+	d.mapping(n, e, &x.pos, map[string]func(*yaml.Node){
+		"name":               func(v *yaml.Node) { x.Name = d.str(v, e, "name") },
+		"type":               func(v *yaml.Node) { x.Type = ExchangeType(d.str(v, e, "type")) },
+		"durable":            func(v *yaml.Node) { x.Durable = d.optBool(v, e, "durable") },
+		"auto_delete":        func(v *yaml.Node) { x.AutoDelete = d.boolean(v, e, "auto_delete") },
+		"internal":           func(v *yaml.Node) { x.Internal = d.boolean(v, e, "internal") },
+		"alternate_exchange": func(v *yaml.Node) { x.AlternateExchange = d.str(v, e, "alternate_exchange") },
 	})
 	return x
 }
@@ -160,34 +155,32 @@ func (d *decoder) exchange(i int, n *yaml.Node) Exchange {
 func (d *decoder) queue(i int, n *yaml.Node) Queue {
 	q := Queue{pos: position{line: n.Line}}
 	e := label("queue", "queues", i, n)
-	p := &q.pos
-	d.mapping(n, e, map[string]func(*yaml.Node){
-		"name":                   field(p, "name", func(v *yaml.Node) { q.Name = d.str(v, e, "name") }),
-		"type":                   field(p, "type", func(v *yaml.Node) { q.Type = QueueType(d.str(v, e, "type")) }),
-		"durable":                field(p, "durable", func(v *yaml.Node) { q.Durable = d.optBool(v, e, "durable") }),
-		"exclusive":              field(p, "exclusive", func(v *yaml.Node) { q.Exclusive = d.boolean(v, e, "exclusive") }),
-		"auto_delete":            field(p, "auto_delete", func(v *yaml.Node) { q.AutoDelete = d.boolean(v, e, "auto_delete") }),
-		"max_length":             field(p, "max_length", func(v *yaml.Node) { q.MaxLength = d.integer(v, e, "max_length") }),
-		"max_length_bytes":       field(p, "max_length_bytes", func(v *yaml.Node) { q.MaxLengthBytes = d.integer(v, e, "max_length_bytes") }),
-		"overflow":               field(p, "overflow", func(v *yaml.Node) { q.Overflow = Overflow(d.str(v, e, "overflow")) }),
-		"message_ttl":            field(p, "message_ttl", func(v *yaml.Node) { q.MessageTTL = d.duration(v, e, "message_ttl") }),
-		"single_active_consumer": field(p, "single_active_consumer", func(v *yaml.Node) { q.SingleActiveConsumer = d.boolean(v, e, "single_active_consumer") }),
-		"delivery_limit":         field(p, "delivery_limit", func(v *yaml.Node) { q.DeliveryLimit = d.integer(v, e, "delivery_limit") }),
-		"retry":                  field(p, "retry", func(v *yaml.Node) { q.Retry = d.retry(v, e) }),
+	d.mapping(n, e, &q.pos, map[string]func(*yaml.Node){
+		"name":                   func(v *yaml.Node) { q.Name = d.str(v, e, "name") },
+		"type":                   func(v *yaml.Node) { q.Type = QueueType(d.str(v, e, "type")) },
+		"durable":                func(v *yaml.Node) { q.Durable = d.optBool(v, e, "durable") },
+		"exclusive":              func(v *yaml.Node) { q.Exclusive = d.boolean(v, e, "exclusive") },
+		"auto_delete":            func(v *yaml.Node) { q.AutoDelete = d.boolean(v, e, "auto_delete") },
+		"max_length":             func(v *yaml.Node) { q.MaxLength = d.integer(v, e, "max_length") },
+		"max_length_bytes":       func(v *yaml.Node) { q.MaxLengthBytes = d.integer(v, e, "max_length_bytes") },
+		"overflow":               func(v *yaml.Node) { q.Overflow = Overflow(d.str(v, e, "overflow")) },
+		"message_ttl":            func(v *yaml.Node) { q.MessageTTL = d.duration(v, e, "message_ttl") },
+		"single_active_consumer": func(v *yaml.Node) { q.SingleActiveConsumer = d.boolean(v, e, "single_active_consumer") },
+		"delivery_limit":         func(v *yaml.Node) { q.DeliveryLimit = d.integer(v, e, "delivery_limit") },
+		"retry":                  func(v *yaml.Node) { q.Retry = d.retry(v, e) },
 	})
 	return q
 }
 
 func (d *decoder) retry(n *yaml.Node, e string) *Retry {
 	r := &Retry{pos: position{line: n.Line}}
-	p := &r.pos
-	d.mapping(n, e+" retry", map[string]func(*yaml.Node){
-		"delays": field(p, "delays", func(v *yaml.Node) {
+	d.mapping(n, e+" retry", &r.pos, map[string]func(*yaml.Node){
+		"delays": func(v *yaml.Node) {
 			d.sequence(v, e+" retry delays", func(i int, item *yaml.Node) {
 				r.Delays = append(r.Delays, d.duration(item, e, fmt.Sprintf("retry delay %d", i+1)))
 			})
-		}),
-		"parking_lot": field(p, "parking_lot", func(v *yaml.Node) { r.ParkingLot = d.optBool(v, e, "retry parking_lot") }),
+		},
+		"parking_lot": func(v *yaml.Node) { r.ParkingLot = d.optBool(v, e, "retry parking_lot") },
 	})
 	return r
 }
@@ -195,14 +188,13 @@ func (d *decoder) retry(n *yaml.Node, e string) *Retry {
 func (d *decoder) binding(i int, n *yaml.Node) Binding {
 	b := Binding{pos: position{line: n.Line}}
 	e := fmt.Sprintf("bindings[%d]", i)
-	p := &b.pos
-	d.mapping(n, e, map[string]func(*yaml.Node){
-		"exchange":    field(p, "exchange", func(v *yaml.Node) { b.Exchange = d.str(v, e, "exchange") }),
-		"queue":       field(p, "queue", func(v *yaml.Node) { b.Queue = d.str(v, e, "queue") }),
-		"to_exchange": field(p, "to_exchange", func(v *yaml.Node) { b.ToExchange = d.str(v, e, "to_exchange") }),
-		"routing_key": field(p, "routing_key", func(v *yaml.Node) { b.RoutingKey = d.str(v, e, "routing_key") }),
-		"match":       field(p, "match", func(v *yaml.Node) { b.Match = Match(d.str(v, e, "match")) }),
-		"headers":     field(p, "headers", func(v *yaml.Node) { b.Headers = d.headers(v, e) }),
+	d.mapping(n, e, &b.pos, map[string]func(*yaml.Node){
+		"exchange":    func(v *yaml.Node) { b.Exchange = d.str(v, e, "exchange") },
+		"queue":       func(v *yaml.Node) { b.Queue = d.str(v, e, "queue") },
+		"to_exchange": func(v *yaml.Node) { b.ToExchange = d.str(v, e, "to_exchange") },
+		"routing_key": func(v *yaml.Node) { b.RoutingKey = d.str(v, e, "routing_key") },
+		"match":       func(v *yaml.Node) { b.Match = Match(d.str(v, e, "match")) },
+		"headers":     func(v *yaml.Node) { b.Headers = d.headers(v, e) },
 	})
 	return b
 }

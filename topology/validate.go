@@ -90,7 +90,7 @@ func (v *validator) exchangesOK() {
 		default:
 			v.problem(x.pos.at("type"), e, "unknown type %q: use fanout, topic, direct or headers", x.Type)
 		}
-		if x.Name != "" {
+		if _, dup := v.exchanges[x.Name]; x.Name != "" && !dup {
 			v.exchanges[x.Name] = x.Type
 		}
 	}
