@@ -207,3 +207,35 @@ func TestInvalidTopologyNeedsNoBroker(t *testing.T) {
 		}
 	}
 }
+
+// TestExclusiveQueueOfAnotherConnection: a queue locked by another connection cannot be
+// inspected; plan and apply report it on "exclusive" instead of failing obscurely.
+func TestExclusiveQueueOfAnotherConnection(t *testing.T) {
+	t.Parallel()
+	b := testenv.NewBroker(t)
+	other := testenv.NewBroker(t)
+	name := b.Name("mine")
+	if _, err := other.Channel().QueueDeclare(name, false, true, true, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	top := &Topology{Queues: []Queue{{Name: name, Type: Classic, Durable: Bool(false), AutoDelete: true, Exclusive: true}}}
+	plan, err := Plan(context.Background(), b.Conn, top)
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if c := plan.Changes[0]; c.Action != Differs || len(c.Differences) != 1 || c.Differences[0].Argument != "exclusive" {
+		t.Errorf("plan of a locked queue: %+v", c)
+	}
+	if _, err := Apply(context.Background(), b.Conn, top); !errors.Is(err, ErrConflict) {
+		t.Errorf("Apply of a locked queue: %v, want ErrConflict", err)
+	}
+
+	// An exclusive queue of the applying connection is declared, and found again.
+	own := &Topology{Queues: []Queue{{Name: b.Name("own"), Type: Classic, Durable: Bool(false), Exclusive: true}}}
+	if res := apply(t, b, own); len(res.Created) != 1 {
+		t.Errorf("first apply of an exclusive queue created %v", res.Created)
+	}
+	if res := apply(t, b, own); len(res.Created) != 0 || res.Plan.Count(Exists) != 1 {
+		t.Errorf("second apply of an exclusive queue: %+v", res.Plan.Changes)
+	}
+}
