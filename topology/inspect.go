@@ -124,8 +124,12 @@ func (p *probe) differences(conn *amqp.Connection, declare func(*amqp.Channel) e
 			// A refusal we cannot take apart: report it whole and stop looking.
 			return append(diffs, &ConflictError{Kind: p.kind, Entity: p.name, Line: p.line, Argument: "(declaration)", Broker: ae.Reason, File: "as written"}), nil
 		}
-		diffs = append(diffs, &ConflictError{Kind: p.kind, Entity: p.name, Line: p.line,
-			Argument: in.arg, Broker: in.current.display(), File: in.received.display()})
+		c := &ConflictError{Kind: p.kind, Entity: p.name, Line: p.line,
+			Argument: in.arg, Broker: in.current.display(), File: in.received.display()}
+		if in.arg == "x-queue-type" && in.current.none {
+			c.Broker = "(not set, so classic)"
+		}
+		diffs = append(diffs, c)
 		if !p.adopt(in) {
 			return diffs, nil
 		}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,8 +30,13 @@ func Parse(data []byte, filename string) (*Topology, error) {
 	d := &decoder{file: filename}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		// The YAML itself is broken: yaml reports the line in its message.
-		return nil, &ValidationError{File: filename, Problem: err.Error()}
+		// The YAML itself is broken; yaml names the line only inside its message.
+		v := &ValidationError{File: filename, Problem: err.Error()}
+		if m := yamlLineRE.FindStringSubmatch(v.Problem); m != nil {
+			v.Line, _ = strconv.Atoi(m[1])
+			v.Problem = strings.TrimPrefix(v.Problem[len(m[0]):], " ")
+		}
+		return nil, v
 	}
 	t := &Topology{file: filename}
 	if len(doc.Content) == 0 {
@@ -53,6 +60,8 @@ func Parse(data []byte, filename string) (*Topology, error) {
 	}
 	return t, nil
 }
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+):`)
 
 // decoder walks yaml nodes, collecting every problem rather than stopping at the first.
 type decoder struct {

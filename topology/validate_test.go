@@ -160,6 +160,9 @@ func TestParseBrokenYAML(t *testing.T) {
 			if !strings.HasPrefix(err.Error(), "f.yaml") {
 				t.Errorf("error does not name the file: %v", err)
 			}
+			if name == "syntax" && !strings.HasPrefix(err.Error(), "f.yaml:1: did not find") {
+				t.Errorf("syntax error without its line: %v", err)
+			}
 		})
 	}
 }
