@@ -54,12 +54,13 @@ exchanges:
 queues:
   - {name: q, message_ttl: 1s}
   - {name: tiered, retry: {delays: [1s]}}
+  - {name: plain}
 bindings:
   - {exchange: x, queue: q, routing_key: "a.*"}
 `
 
-// conflictAfter changes q (two arguments), x (its type) and the tier's delay list, and
-// adds a queue, an exchange and bindings.
+// conflictAfter changes q (three arguments), x (its type), tiered (a delivery limit and a
+// tier), gives plain a parking lot, and adds a queue, an exchange and bindings.
 const conflictAfter = `
 exchanges:
   - {name: x, type: direct}
@@ -68,6 +69,7 @@ queues:
   - {name: q, message_ttl: 2s, max_length: 10, overflow: drop-head}
   - {name: tiered, retry: {delays: [1s, 5s]}, delivery_limit: 3}
   - {name: new-q}
+  - {name: plain, retry: {parking_lot: true}}
 bindings:
   - {exchange: x, queue: q, routing_key: a}
   - {exchange: new-x, queue: new-q}
@@ -83,8 +85,12 @@ func diffsOf(err error) []diff {
 			out = append(out, diff{c.Kind, c.Entity, c.Argument, c.Broker, c.File})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].entity+out[i].arg < out[j].entity+out[j].arg })
+	sortDiffs(out)
 	return out
+}
+
+func sortDiffs(d []diff) {
+	sort.Slice(d, func(i, j int) bool { return d[i].entity+" "+d[i].arg < d[j].entity+" "+d[j].arg })
 }
 
 func flattenAll(err error) []error {
@@ -114,10 +120,13 @@ func TestConflictIsReportedAndChangesNothing(t *testing.T) {
 	want := []diff{
 		{"queue", n("q"), "x-max-length", "(not set)", "10"},
 		{"queue", n("q"), "x-message-ttl", "1000", "2000"},
+		{"queue", n("plain"), "x-dead-letter-exchange", "(not set)", `""`},
+		{"queue", n("plain"), "x-dead-letter-routing-key", "(not set)", n("plain.parked")},
 		{"queue", n("q"), "x-overflow", "(not set)", "drop-head"},
 		{"queue", n("tiered"), "x-delivery-limit", "(not set)", "3"},
 		{"exchange", n("x"), "type", "topic", "direct"},
 	}
+	sortDiffs(want)
 	checkUntouched := func(when string) {
 		t.Helper()
 		for _, name := range []string{"new-q", "tiered.retry.5s"} {
@@ -162,7 +171,7 @@ func TestConflictIsReportedAndChangesNothing(t *testing.T) {
 	for entity, a := range map[string]Action{
 		"exchange x": Differs, "exchange new-x": Create, "queue q": Differs, "queue new-q": Create,
 		"queue tiered": Differs, "queue tiered.retry.1s": Exists, "queue tiered.retry.5s": Create,
-		"queue tiered.parked": Exists,
+		"queue tiered.parked": Exists, "queue plain": Differs, "queue plain.parked": Create,
 	} {
 		if actions[entity] != a {
 			t.Errorf("plan: %s is %q, want %q", entity, actions[entity], a)

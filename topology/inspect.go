@@ -208,8 +208,11 @@ type brokerValue struct {
 }
 
 func (v brokerValue) display() string {
-	if v.none {
+	switch {
+	case v.none:
 		return "(not set)"
+	case v.text == "":
+		return `""`
 	}
 	return v.text
 }
