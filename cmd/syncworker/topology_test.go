@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,14 +8,6 @@ import (
 
 	"github.com/syncworker/syncworker/internal/testenv"
 )
-
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	env := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(""), getenv: func(string) string { return "" }}
-	code = run(context.Background(), env, args)
-	return code, out.String(), errOut.String()
-}
 
 func writeFile(t *testing.T, text string) string {
 	t.Helper()
@@ -36,7 +26,7 @@ func TestTopologyInvalidFileNeedsNoBroker(t *testing.T) {
 		if cmd != "validate" {
 			args = append(args, "--amqp-url", "amqp://guest:guest@127.0.0.1:1/")
 		}
-		code, _, stderr := runCLI(t, args...)
+		code, _, stderr := runCLI(t, nil, "", args...)
 		if code != exitTopologyInvalid {
 			t.Errorf("%s: exit %d, want %d; stderr:\n%s", cmd, code, exitTopologyInvalid, stderr)
 		}
@@ -55,20 +45,20 @@ func TestTopologyPlanAndApply(t *testing.T) {
 	changed := writeFile(t, "queues: [{name: "+q+", message_ttl: 5s}]\n")
 	url := []string{"--amqp-url", b.URL}
 
-	code, out, stderr := runCLI(t, append([]string{"topology", "plan", "-f", good}, url...)...)
+	code, out, stderr := runCLI(t, nil, "", append([]string{"topology", "plan", "-f", good}, url...)...)
 	if code != 0 || !strings.Contains(out, "create   queue    "+q) || !strings.Contains(out, "3 to create") {
 		t.Errorf("plan before apply: exit %d\n%s%s", code, out, stderr)
 	}
-	code, out, stderr = runCLI(t, append([]string{"topology", "apply", "-f", good}, url...)...)
+	code, out, stderr = runCLI(t, nil, "", append([]string{"topology", "apply", "-f", good}, url...)...)
 	if code != 0 || !strings.Contains(out, "2 created, 0 unchanged, 1 bindings ensured") {
 		t.Errorf("apply: exit %d\n%s%s", code, out, stderr)
 	}
-	code, out, stderr = runCLI(t, append([]string{"topology", "apply", "-f", good}, url...)...)
+	code, out, stderr = runCLI(t, nil, "", append([]string{"topology", "apply", "-f", good}, url...)...)
 	if code != 0 || !strings.Contains(out, "0 created, 2 unchanged") {
 		t.Errorf("second apply: exit %d\n%s%s", code, out, stderr)
 	}
 	for _, cmd := range []string{"plan", "apply"} {
-		code, out, stderr = runCLI(t, append([]string{"topology", cmd, "-f", changed}, url...)...)
+		code, out, stderr = runCLI(t, nil, "", append([]string{"topology", cmd, "-f", changed}, url...)...)
 		if code != exitTopologyConflict || !strings.Contains(out, "x-message-ttl: broker has 1000, file says 5000") {
 			t.Errorf("%s of a changed file: exit %d, want %d\n%s%s", cmd, code, exitTopologyConflict, out, stderr)
 		}
