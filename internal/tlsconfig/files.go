@@ -92,22 +92,10 @@ func (f Files) build(prefix string) (*tls.Config, error) {
 		}
 		cfg.RootCAs = pool
 	}
-	switch {
-	case f.CertFile != "" && f.KeyFile == "":
-		errs = append(errs, &FileError{Key: key("key_file"), Err: fmt.Errorf("%w: cert_file is set, key_file is not", ErrMissingPair)})
-	case f.CertFile == "" && f.KeyFile != "":
-		errs = append(errs, &FileError{Key: key("cert_file"), Err: fmt.Errorf("%w: key_file is set, cert_file is not", ErrMissingPair)})
-	case f.CertFile != "":
-		pair, certErr, keyErr := loadPair(f.CertFile, f.KeyFile)
-		if certErr != nil {
-			errs = append(errs, &FileError{Key: key("cert_file"), Path: f.CertFile, Err: certErr})
-		}
-		if keyErr != nil {
-			errs = append(errs, &FileError{Key: key("key_file"), Path: f.KeyFile, Err: keyErr})
-		}
-		if certErr == nil && keyErr == nil {
-			cfg.Certificates = []tls.Certificate{pair}
-		}
+	pair, pairErrs := f.clientCertificate(key)
+	errs = append(errs, pairErrs...)
+	if pair != nil {
+		cfg.Certificates = []tls.Certificate{*pair}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -128,27 +116,47 @@ func loadCAs(path string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// loadPair reads a client certificate and its key, reporting the problems of each file
-// separately so both show up at once.
-func loadPair(certPath, keyPath string) (pair tls.Certificate, certErr, keyErr error) {
-	certs, certErr := readCertificates(certPath)
-	if certErr == nil && !within(certs[0], time.Now()) {
-		certErr = fmt.Errorf("%w (valid %s to %s)", ErrCertExpired,
-			certs[0].NotBefore.Format(time.RFC3339), certs[0].NotAfter.Format(time.RFC3339))
+// clientCertificate reads CertFile and KeyFile, reporting the problems of each file
+// separately so that all of them show up at once. It returns nil and no errors when neither
+// is set.
+func (f Files) clientCertificate(key func(string) string) (*tls.Certificate, []error) {
+	var (
+		errs  []error
+		certs []*x509.Certificate
+		priv  crypto.Signer
+	)
+	if f.CertFile != "" {
+		var err error
+		if certs, err = readCertificates(f.CertFile); err == nil && !within(certs[0], time.Now()) {
+			err = fmt.Errorf("%w (valid %s to %s)", ErrCertExpired,
+				certs[0].NotBefore.Format(time.RFC3339), certs[0].NotAfter.Format(time.RFC3339))
+		}
+		if err != nil {
+			errs = append(errs, &FileError{Key: key("cert_file"), Path: f.CertFile, Err: err})
+		}
+	} else if f.KeyFile != "" {
+		errs = append(errs, &FileError{Key: key("cert_file"), Err: fmt.Errorf("%w: key_file is set, cert_file is not", ErrMissingPair)})
 	}
-	priv, keyErr := readPrivateKey(keyPath)
-	if certErr != nil || keyErr != nil {
-		return tls.Certificate{}, certErr, keyErr
+	if f.KeyFile != "" {
+		var err error
+		if priv, err = readPrivateKey(f.KeyFile); err != nil {
+			errs = append(errs, &FileError{Key: key("key_file"), Path: f.KeyFile, Err: err})
+		}
+	} else if f.CertFile != "" {
+		errs = append(errs, &FileError{Key: key("key_file"), Err: fmt.Errorf("%w: cert_file is set, key_file is not", ErrMissingPair)})
+	}
+	if len(errs) > 0 || f.CertFile == "" {
+		return nil, errs
 	}
 	pub, ok := priv.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(certs[0].PublicKey) {
-		return tls.Certificate{}, nil, ErrKeyMismatch
+		return nil, []error{&FileError{Key: key("key_file"), Path: f.KeyFile, Err: ErrKeyMismatch}}
 	}
-	pair = tls.Certificate{PrivateKey: priv, Leaf: certs[0]}
+	pair := &tls.Certificate{PrivateKey: priv, Leaf: certs[0]}
 	for _, c := range certs {
 		pair.Certificate = append(pair.Certificate, c.Raw)
 	}
-	return pair, nil, nil
+	return pair, nil
 }
 
 func within(c *x509.Certificate, now time.Time) bool {
