@@ -59,7 +59,7 @@ func explain(err error, prefix string) (reason, hint string, ok bool) {
 		return "the server certificate is not acceptable: " + strings.TrimPrefix(invalid.Error(), "x509: "),
 			"check the server's certificate and " + prefix + ".ca_file", true
 	case errors.As(err, &record):
-		return "the server did not answer with TLS", "is TLS enabled on that port? remove " + prefix + " or use the TLS port", true
+		return "the server did not answer with TLS", "is that the server's TLS port? for plaintext use amqp:// or a DSN without " + prefix, true
 	case errors.Is(err, mysql.ErrNoTLS):
 		return "the server does not support TLS", "enable TLS on the server or remove " + prefix, true
 	}

@@ -135,7 +135,7 @@ func (f Files) clientCertificate(key func(string) string) (*tls.Certificate, []e
 			errs = append(errs, &FileError{Key: key("cert_file"), Path: f.CertFile, Err: err})
 		}
 	} else if f.KeyFile != "" {
-		errs = append(errs, &FileError{Key: key("cert_file"), Err: fmt.Errorf("%w: key_file is set, cert_file is not", ErrMissingPair)})
+		errs = append(errs, &FileError{Key: key("cert_file"), Err: fmt.Errorf("%w (cert_file is empty)", ErrMissingPair)})
 	}
 	if f.KeyFile != "" {
 		var err error
@@ -143,7 +143,7 @@ func (f Files) clientCertificate(key func(string) string) (*tls.Certificate, []e
 			errs = append(errs, &FileError{Key: key("key_file"), Path: f.KeyFile, Err: err})
 		}
 	} else if f.CertFile != "" {
-		errs = append(errs, &FileError{Key: key("key_file"), Err: fmt.Errorf("%w: cert_file is set, key_file is not", ErrMissingPair)})
+		errs = append(errs, &FileError{Key: key("key_file"), Err: fmt.Errorf("%w (key_file is empty)", ErrMissingPair)})
 	}
 	if len(errs) > 0 || f.CertFile == "" {
 		return nil, errs
