@@ -38,7 +38,8 @@ func New(target string) (*Proxy, error) {
 // NewTLS is New, but clients speak TLS to the proxy (with cfg as the server side: its
 // certificate, and ClientAuth/ClientCAs to demand client certificates) while the proxy
 // forwards plaintext to target. A client whose handshake fails is closed before the target
-// is dialled, so the target never sees it.
+// is dialled, so the target never sees it. Pause holds the forwarded bytes, not the
+// handshake.
 func NewTLS(target string, cfg *tls.Config) (*Proxy, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -57,24 +57,35 @@ func TestMySQLOverTLS(t *testing.T) {
 		}
 	})
 
-	t.Run("connector with server_name and client certificate", func(t *testing.T) {
-		cfg, err := mysql.ParseDSN(m.DSN(""))
-		if err != nil {
-			t.Fatal(err)
+	t.Run("client certificate for a REQUIRE X509 user, through a connector", func(t *testing.T) {
+		admin := open(t, "root@unix("+m.Socket+")/")
+		if _, err := admin.ExecContext(ctx, "CREATE USER 'x509'@'127.0.0.1' REQUIRE X509"); err != nil {
+			t.Fatalf("create user: %v", err)
+		}
+		dsn := strings.Replace(m.DSN(""), "root@", "x509@", 1)
+		connect := func(f tlsconfig.Files) error {
+			cfg, err := mysql.ParseDSN(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tlsconfig.ApplyToMySQL(cfg, f); err != nil {
+				t.Fatalf("ApplyToMySQL: %v", err)
+			}
+			conn, err := mysql.NewConnector(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(conn)
+			defer db.Close()
+			var one int
+			return db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+		}
+		if err := connect(tlsconfig.Files{CAFile: certs.CAFile}); err == nil {
+			t.Fatal("REQUIRE X509 user got in without a client certificate; the next check proves nothing")
 		}
 		f := tlsconfig.Files{CAFile: certs.CAFile, CertFile: certs.ClientCertFile, KeyFile: certs.ClientKeyFile, ServerName: "localhost"}
-		if err := tlsconfig.ApplyToMySQL(cfg, f); err != nil {
-			t.Fatalf("ApplyToMySQL: %v", err)
-		}
-		conn, err := mysql.NewConnector(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db := sql.OpenDB(conn)
-		defer db.Close()
-		var one int
-		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
-			t.Fatalf("SELECT 1 over TLS: %d, %v", one, err)
+		if err := connect(f); err != nil {
+			t.Fatalf("SELECT 1 with a client certificate: %v", err)
 		}
 	})
 
