@@ -35,7 +35,7 @@ var (
 	ErrMissingPair     = errors.New("cert_file and key_file must be set together")
 	ErrCertExpired     = errors.New("certificate has expired or is not valid yet")
 	ErrUnsupportedKey  = errors.New("private key type is not supported")
-	errKeyDoesNotParse = errors.New("private key does not parse")
+	ErrKeyDoesNotParse = errors.New("private key does not parse")
 )
 
 // FileError says which setting, and which file, is wrong and how.
@@ -207,7 +207,7 @@ func readPrivateKey(path string) (crypto.Signer, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errKeyDoesNotParse, err)
+			return nil, fmt.Errorf("%w: %w", ErrKeyDoesNotParse, err)
 		}
 		signer, ok := key.(crypto.Signer)
 		if !ok {

@@ -55,6 +55,7 @@ func TestValidateReportsEachProblem(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	garbage := writeFile(t, "garbage.pem", "this is not a certificate\n")
 	keyOnly := writeFile(t, "key-only.pem", mustRead(t, certs.ClientKeyFile))
+	expiredCert, expiredKey := certs.ExpiredClient(t)
 
 	cases := []struct {
 		name string
@@ -70,6 +71,7 @@ func TestValidateReportsEachProblem(t *testing.T) {
 		{"key without cert", tlsconfig.Files{KeyFile: certs.ClientKeyFile}, "cert_file", tlsconfig.ErrMissingPair, "cert_file is empty"},
 		{"key not PEM", tlsconfig.Files{CertFile: certs.ClientCertFile, KeyFile: garbage}, "key_file", tlsconfig.ErrNotPEM, "not PEM"},
 		{"key file holds a certificate", tlsconfig.Files{CertFile: certs.ClientCertFile, KeyFile: certs.CAFile}, "key_file", tlsconfig.ErrNoPrivateKey, "no PRIVATE KEY"},
+		{"expired client certificate", tlsconfig.Files{CertFile: expiredCert, KeyFile: expiredKey}, "cert_file", tlsconfig.ErrCertExpired, "has expired"},
 		{"key of another certificate", tlsconfig.Files{CertFile: certs.ClientCertFile, KeyFile: certs.ServerKeyFile}, "key_file", tlsconfig.ErrKeyMismatch, "does not match"},
 	}
 	for _, c := range cases {

@@ -32,6 +32,8 @@ type Certs struct {
 	Server tls.Certificate // the server certificate and key, ready for a tls.Config
 	Client tls.Certificate // the client certificate and key
 	CACert *x509.Certificate
+
+	caKey *ecdsa.PrivateKey
 }
 
 // NewCerts generates a CA, a server and a client certificate (ECDSA P-256, valid for one
@@ -43,6 +45,7 @@ func NewCerts(t testing.TB) *Certs {
 	now := time.Now()
 
 	caKey := newKey(t)
+	c.caKey = caKey
 	caTmpl := &x509.Certificate{
 		SerialNumber:          serial(t),
 		Subject:               pkix.Name{CommonName: "syncworker test CA " + now.Format(time.RFC3339Nano)},
@@ -63,17 +66,32 @@ func NewCerts(t testing.TB) *Certs {
 	c.CAPool.AddCert(c.CACert)
 	c.CAFile = c.write(t, "ca.pem", "CERTIFICATE", caDER)
 
-	c.ServerCertFile, c.ServerKeyFile, c.Server = c.leaf(t, "server", caKey, &x509.Certificate{
+	c.ServerCertFile, c.ServerKeyFile, c.Server = c.leaf(t, "server", &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "localhost"},
 		DNSNames:    []string{"localhost"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
-	c.ClientCertFile, c.ClientKeyFile, c.Client = c.leaf(t, "client", caKey, &x509.Certificate{
+	c.ClientCertFile, c.ClientKeyFile, c.Client = c.leaf(t, "client", clientTemplate())
+	return c
+}
+
+// ExpiredClient writes a client certificate signed by the CA whose validity ended an hour
+// ago, and its key.
+func (c *Certs) ExpiredClient(t testing.TB) (certFile, keyFile string) {
+	t.Helper()
+	tmpl := clientTemplate()
+	tmpl.NotBefore = time.Now().Add(-48 * time.Hour)
+	tmpl.NotAfter = time.Now().Add(-time.Hour)
+	certFile, keyFile, _ = c.leaf(t, "expired-client", tmpl)
+	return certFile, keyFile
+}
+
+func clientTemplate() *x509.Certificate {
+	return &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "syncworker-test-client"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	return c
+	}
 }
 
 // ServerConfig is a server-side tls.Config presenting the server certificate. With
@@ -87,15 +105,17 @@ func (c *Certs) ServerConfig(requireClientCert bool) *tls.Config {
 	return cfg
 }
 
-// leaf creates a certificate from tmpl signed by the CA and writes it and its key.
-func (c *Certs) leaf(t testing.TB, name string, caKey *ecdsa.PrivateKey, tmpl *x509.Certificate) (certFile, keyFile string, pair tls.Certificate) {
+// leaf creates a certificate from tmpl (valid as long as the CA unless tmpl says) signed by
+// the CA and writes it and its key.
+func (c *Certs) leaf(t testing.TB, name string, tmpl *x509.Certificate) (certFile, keyFile string, pair tls.Certificate) {
 	t.Helper()
 	key := newKey(t)
 	tmpl.SerialNumber = serial(t)
-	tmpl.NotBefore = c.CACert.NotBefore
-	tmpl.NotAfter = c.CACert.NotAfter
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotBefore, tmpl.NotAfter = c.CACert.NotBefore, c.CACert.NotAfter
+	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.CACert, &key.PublicKey, caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.CACert, &key.PublicKey, c.caKey)
 	if err != nil {
 		t.Fatalf("create %s certificate: %v", name, err)
 	}
