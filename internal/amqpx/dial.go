@@ -4,7 +4,10 @@ package amqpx
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -12,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncworker/syncworker/internal/redact"
+	"github.com/syncworker/syncworker/internal/tlsconfig"
 )
 
 // DialConfig says how to reach the broker.
@@ -23,7 +27,11 @@ type DialConfig struct {
 	Timeout   time.Duration // TCP connect and handshake timeout, default 10s
 }
 
-// Dial opens one connection, with errors that never contain the password.
+// TLSConfigKey is the config file section named in TLS handshake errors.
+const TLSConfigKey = "amqp.tls"
+
+// Dial opens one connection, with errors that never contain the password. A failed TLS
+// handshake is a *tlsconfig.HandshakeError saying what to check.
 func Dial(cfg DialConfig) (*amqp.Connection, error) {
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 10 * time.Second
@@ -36,12 +44,18 @@ func Dial(cfg DialConfig) (*amqp.Connection, error) {
 		props.SetClientConnectionName(cfg.Name)
 	}
 	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
-		Heartbeat:       cfg.Heartbeat,
-		TLSClientConfig: cfg.TLS,
+		Heartbeat: cfg.Heartbeat,
+		// amqp091 writes ServerName into the config it is given; a clone keeps the
+		// caller's config reusable for other hosts.
+		TLSClientConfig: cfg.TLS.Clone(),
 		Properties:      props,
 		Dial:            amqp.DefaultDial(cfg.Timeout),
 	})
 	if err != nil {
+		var herr *tlsconfig.HandshakeError
+		if errors.As(tlsconfig.Explain(err, "RabbitMQ", address(cfg.URL), TLSConfigKey), &herr) {
+			return nil, herr // names host:port only, never the password
+		}
 		return nil, fmt.Errorf("connect to RabbitMQ at %s: %s", redact.URL(cfg.URL), redact.Secrets(err.Error(), password(cfg.URL)))
 	}
 	return conn, nil
@@ -78,6 +92,15 @@ func password(rawURL string) string {
 		return ""
 	}
 	return u.Password
+}
+
+// address is the host:port of rawURL, for messages.
+func address(rawURL string) string {
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return redact.URL(rawURL)
+	}
+	return net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
 }
 
 func parseURL(rawURL string) (amqp.URI, error) { return amqp.ParseURI(rawURL) }

@@ -1,11 +1,14 @@
 // Package faultproxy is a TCP proxy for tests that cuts, pauses and refuses the connections
 // between the code under test and MariaDB or RabbitMQ, to prove that nothing is lost when the
-// network misbehaves.
+// network misbehaves. NewTLS makes it terminate TLS too, so tests can put a TLS front on a
+// plaintext service.
 package faultproxy
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
+	"time"
 )
 
 // Proxy forwards connections accepted on Addr to a target address.
@@ -29,11 +32,28 @@ func New(target string) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	return start(target, l), nil
+}
+
+// NewTLS is New, but clients speak TLS to the proxy (with cfg as the server side: its
+// certificate, and ClientAuth/ClientCAs to demand client certificates) while the proxy
+// forwards plaintext to target. A client whose handshake fails is closed before the target
+// is dialled, so the target never sees it. Pause holds the forwarded bytes, not the
+// handshake.
+func NewTLS(target string, cfg *tls.Config) (*Proxy, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	return start(target, tls.NewListener(l, cfg)), nil
+}
+
+func start(target string, l net.Listener) *Proxy {
 	p := &Proxy{target: target, listener: l, conns: map[net.Conn]struct{}{}}
 	p.cond = sync.NewCond(&p.mu)
 	p.wg.Add(1)
 	go p.acceptLoop()
-	return p, nil
+	return p
 }
 
 // Addr is the address clients connect to instead of the target.
@@ -108,18 +128,46 @@ func (p *Proxy) acceptLoop() {
 			client.Close()
 			continue
 		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil {
-			client.Close()
+		if !p.track(client) {
 			continue
 		}
-		if !p.track(client, server) {
-			continue
-		}
-		p.wg.Add(2)
-		go p.pipe(server, client)
-		go p.pipe(client, server)
+		p.wg.Add(1)
+		go p.connect(client)
 	}
+}
+
+// connect finishes a TLS handshake if there is one (off the accept loop, so a slow client
+// holds up nobody else), dials the target and starts forwarding.
+func (p *Proxy) connect(client net.Conn) {
+	defer p.wg.Done()
+	if tc, ok := client.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		err := tc.Handshake()
+		tc.SetDeadline(time.Time{})
+		if err != nil {
+			p.untrack(client)
+			return
+		}
+	}
+	server, err := net.Dial("tcp", p.target)
+	if err != nil {
+		p.untrack(client)
+		return
+	}
+	if !p.track(server) {
+		client.Close()
+		return
+	}
+	p.wg.Add(2)
+	go p.pipe(server, client)
+	go p.pipe(client, server)
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+	c.Close()
 }
 
 func (p *Proxy) track(conns ...net.Conn) bool {
