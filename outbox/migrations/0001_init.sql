@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS {inbox} (
   message_id   VARBINARY(255) NOT NULL,
   processed_at DATETIME(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   PRIMARY KEY (consumer, message_id),
-  KEY ix_processed_at (processed_at)
+  -- retention deletes one consumer's oldest rows in small batches (subscriber.CleanInbox)
+  KEY ix_consumer_processed_at (consumer, processed_at)
 ) ENGINE=InnoDB;
 
 -- Row-sync versions per replicated row, kept apart from the replica tables so those need no
