@@ -71,6 +71,9 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 		}
 	}
 
+	if s.testHookAfterCommit != nil {
+		s.testHookAfterCommit()
+	}
 	// Committed: ack the applied and the duplicates, then move the failures on.
 	var moves []move
 	var moved []*item

@@ -26,6 +26,9 @@ type Subscriber struct {
 	retryQueues []string // naming.RetryQueue for each of cfg.RetryDelays
 	parkingLot  string
 	inboxInsert string
+
+	// testHookAfterCommit, when set by a test, runs after a batch committed and before its acks.
+	testHookAfterCommit func()
 }
 
 // New checks cfg and returns a Subscriber on db, which must hold syncworker's tables
