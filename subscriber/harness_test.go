@@ -101,11 +101,14 @@ func (f *fixture) config(h Handler) Config {
 
 // start runs a subscriber until the returned stop is called (or the test ends) and returns
 // what Run returned.
-func (f *fixture) start(db *sql.DB, cfg Config) (s *Subscriber, stop func() error) {
+func (f *fixture) start(db *sql.DB, cfg Config, prepare ...func(*Subscriber)) (s *Subscriber, stop func() error) {
 	f.t.Helper()
 	s, err := New(db, cfg)
 	if err != nil {
 		f.t.Fatalf("New: %v", err)
+	}
+	for _, p := range prepare {
+		p(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -334,14 +334,26 @@ func TestKilledMidBatch(t *testing.T) {
 	cfg.Concurrency = 4
 	cfg.BatchSize = 10
 	cfg.StopTimeout = 500 * time.Millisecond
-	_, stop := f.start(proxiedDB, cfg)
-	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
-		got := len(f.appliedCounts())
-		return got >= 100, fmt.Sprintf("%d applied before the cut", got)
+	// The 10th batch commits and then the broker connection dies before its acks: those
+	// messages come back and must be skipped. Then the database connection is cut too, in the
+	// middle of other lanes' transactions, and the consumer is stopped.
+	var commits atomic.Int32
+	killed := make(chan struct{})
+	_, stop := f.start(proxiedDB, cfg, func(s *Subscriber) {
+		s.testHookAfterCommit = func() {
+			if commits.Add(1) == 10 {
+				amqpProxy.Refuse(true)
+				amqpProxy.Cut()
+				close(killed)
+			}
+		}
 	})
-	amqpProxy.Refuse(true)
+	select {
+	case <-killed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first consumer did not commit 10 batches")
+	}
 	dbProxy.Refuse(true)
-	amqpProxy.Cut()
 	dbProxy.Cut()
 	if err := stop(); err != nil {
 		t.Fatalf("first consumer: %v", err)
