@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -137,16 +136,14 @@ func (s *Subscriber) session(ctx context.Context) error {
 	defer cancelWork()
 	sess := &session{mover: mv}
 	fatal := make(chan error, s.cfg.Concurrency)
-	lanes := make([]chan amqp.Delivery, s.cfg.Concurrency)
+	lanes := make([]*laneQueue, s.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for i := range lanes {
-		// Capacity Prefetch: the broker never has more unacked deliveries out, so handing a
-		// delivery to a lane never blocks and one slow lane cannot stall the others.
-		lanes[i] = make(chan amqp.Delivery, s.cfg.Prefetch)
+		lanes[i] = newLaneQueue()
 		wg.Add(1)
-		go func(in <-chan amqp.Delivery) {
+		go func(q *laneQueue) {
 			defer wg.Done()
-			if err := s.lane(workCtx, sess, in); err != nil {
+			if err := s.lane(workCtx, sess, q); err != nil {
 				fatal <- err
 			}
 		}(lanes[i])
@@ -171,11 +168,11 @@ dispatch:
 				result = errors.New("the broker closed the consumer (channel closed or consumer cancelled)")
 				break dispatch
 			}
-			lanes[laneOf(orderKey(&d), len(lanes))] <- d
+			lanes[laneOf(orderKey(&d), len(lanes))].push(d)
 		}
 	}
 	for _, l := range lanes {
-		close(l)
+		l.close()
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -192,53 +189,3 @@ dispatch:
 	return result
 }
 
-func laneOf(key string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(key)) //nolint:errcheck // hash writes cannot fail
-	return int(h.Sum32() % uint32(n))
-}
-
-// lane applies the deliveries sent to it in order, in batches of up to BatchSize collected
-// for at most FlushInterval. When in is closed it finishes what it holds and returns.
-// Deliveries still queued when ctx ends are not acked (the broker hands them back).
-func (s *Subscriber) lane(ctx context.Context, sess *session, in <-chan amqp.Delivery) error {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for {
-		d, ok := <-in
-		if !ok {
-			return nil
-		}
-		batch := []*item{s.newItem(d)}
-		open := true
-		timer.Reset(s.cfg.FlushInterval)
-	collect:
-		for len(batch) < s.cfg.BatchSize {
-			select {
-			case d, ok := <-in:
-				if !ok {
-					open = false
-					break collect
-				}
-				batch = append(batch, s.newItem(d))
-			case <-timer.C:
-				break collect
-			}
-		}
-		timer.Stop()
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err := s.applyBatch(ctx, sess, batch); err != nil {
-			return err
-		}
-		if !open {
-			return nil
-		}
-	}
-}
-
-func (s *Subscriber) newItem(d amqp.Delivery) *item {
-	msg, err := decodeDelivery(&d)
-	return &item{d: d, msg: msg, err: err}
-}

@@ -167,13 +167,13 @@ func TestParking(t *testing.T) {
 	cfg.BatchSize = 8
 	metrics := &countingMetrics{}
 	cfg.Metrics = metrics
-	f.start(f.db.DB, cfg)
-
-	// All share one key, so they share batches: one failure must not undo the others.
+	// All share one key and are queued before the consumer starts, so they share a batch:
+	// one failure must not undo the others.
 	for _, id := range []string{"ok-1", "permanent", "ok-2", "panics", "ok-3", "always-fails", "ok-4"} {
 		f.publish(id, "same-key", "test", []byte(id))
 	}
 	f.publishRaw(amqp.Publishing{Body: []byte("no id")})
+	f.start(f.db.DB, cfg)
 
 	parked := f.waitParked(4, 20*time.Second)
 	f.waitApplied([]string{"ok-1", "ok-2", "ok-3", "ok-4"}, 10*time.Second)
@@ -214,6 +214,9 @@ func TestParking(t *testing.T) {
 	}
 	if n := metrics.get(&metrics.parked); n != 4 {
 		t.Errorf("parked metric = %d, want 4", n)
+	}
+	if n := metrics.get(&metrics.maxBatch); n < 7 {
+		t.Errorf("largest batch held %d deliveries, want the 7 of one key together", n)
 	}
 }
 
