@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -52,7 +53,7 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 		b.MaxElapsedTime = 0
 		for {
 			start := time.Now()
-			err := s.applyTx(ctx, decoded)
+			err := s.applyOnce(ctx, decoded)
 			if err == nil {
 				s.cfg.Metrics.BatchApplied(len(decoded), time.Since(start))
 				break
@@ -121,10 +122,64 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 	return nil
 }
 
-// applyTx runs one transaction over items: per item a savepoint, the inbox insert and the
-// handler; a failed handler is rolled back to its savepoint so the others keep their effect.
-// On error nothing committed and every item's outcome is meaningless.
-func (s *Subscriber) applyTx(ctx context.Context, items []*item) (err error) {
+// applyOnce commits the batch's effects and sets every item's outcome. It first tries the
+// fast path; if a delivery turns out to be a duplicate or a handler fails, that transaction
+// is rolled back and the batch runs again with a savepoint per delivery, skipping the handler
+// that already failed. On error nothing committed.
+func (s *Subscriber) applyOnce(ctx context.Context, items []*item) error {
+	for _, it := range items {
+		it.outcome, it.err = outcomeApplied, nil
+	}
+	done, err := s.applyFast(ctx, items)
+	if err != nil || done {
+		return err
+	}
+	return s.applySavepoints(ctx, items)
+}
+
+// applyFast is the common case in one transaction without savepoints: one multi-row inbox
+// insert for the whole batch, then the handlers. It returns false (after rolling back) when
+// the insert found a duplicate, or when a handler failed, which it marks failed.
+func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: begin: %w", errTxBroken, err)
+	}
+	defer func() {
+		if !done {
+			tx.Rollback() //nolint:errcheck // nothing of this attempt is kept either way
+		}
+	}()
+	query := s.inboxInsert + strings.Repeat(", (?, ?)", len(items)-1)
+	args := make([]any, 0, 2*len(items))
+	for _, it := range items {
+		args = append(args, s.cfg.ConsumerName, it.msg.ID)
+	}
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("%w: inbox insert: %w", errTxBroken, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return false, fmt.Errorf("%w: inbox insert: %w", errTxBroken, err)
+	} else if n != int64(len(items)) {
+		return false, nil // a duplicate: sort it out delivery by delivery
+	}
+	for _, it := range items {
+		if herr := s.callHandler(ctx, tx, it.msg); herr != nil {
+			it.outcome, it.err = outcomeFailed, herr
+			return false, nil
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("%w: commit: %w", errTxBroken, err)
+	}
+	return true, nil
+}
+
+// applySavepoints runs one transaction over items: per item a savepoint, the inbox insert and
+// the handler; a failed handler is rolled back to its savepoint so the others keep their
+// effect. Items already marked failed are skipped.
+func (s *Subscriber) applySavepoints(ctx context.Context, items []*item) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("%w: begin: %w", errTxBroken, err)
@@ -135,7 +190,9 @@ func (s *Subscriber) applyTx(ctx context.Context, items []*item) (err error) {
 		}
 	}()
 	for _, it := range items {
-		it.outcome, it.err = outcomeApplied, nil
+		if it.outcome == outcomeFailed {
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, "SAVEPOINT sw_item"); err != nil {
 			return fmt.Errorf("%w: savepoint: %w", errTxBroken, err)
 		}
