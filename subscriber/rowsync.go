@@ -152,14 +152,19 @@ func (r *RowSync) Handle(ctx context.Context, tx *sql.Tx, msg Message) error {
 	}
 	rowKey, _ := change.KeyString() // DecodeRowChange checked it
 
+	// Make sure the row's version record exists (version 0 when new), then lock that record.
+	// A locking read of a missing record would take a gap lock instead, and two lanes adding
+	// new rows next to each other would deadlock; inserting first takes no gap lock.
+	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO "+r.versions+" (table_name, row_key, version, deleted) VALUES (?, ?, 0, 0)",
+		m.Target, rowKey); err != nil {
+		return fmt.Errorf("row sync: create version record of %s: %w", m.Target, err)
+	}
 	var stored uint64
-	err = tx.QueryRowContext(ctx, "SELECT version FROM "+r.versions+" WHERE table_name = ? AND row_key = ? FOR UPDATE",
-		m.Target, rowKey).Scan(&stored)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
-		return fmt.Errorf("row sync: read version of %s %s: %w", m.Target, rowKey, err)
-	case stored >= change.Version:
+	if err := tx.QueryRowContext(ctx, "SELECT version FROM "+r.versions+" WHERE table_name = ? AND row_key = ? FOR UPDATE",
+		m.Target, rowKey).Scan(&stored); err != nil {
+		return fmt.Errorf("row sync: read version of %s: %w", m.Target, err)
+	}
+	if stored >= change.Version {
 		r.cfg.Metrics.StaleRowEvent(m.Target)
 		return nil // stale: a newer (or the same) version is already applied
 	}
@@ -213,10 +218,8 @@ func (r *RowSync) Handle(ctx context.Context, tx *sql.Tx, msg Message) error {
 			return fmt.Errorf("row sync: upsert into %s: %w", m.Target, err)
 		}
 	}
-	deleted := change.Op == outbox.RowOpDelete
-	if _, err := tx.ExecContext(ctx, "INSERT INTO "+r.versions+" (table_name, row_key, version, deleted) VALUES (?, ?, ?, ?)"+
-		" ON DUPLICATE KEY UPDATE version = VALUES(version), deleted = VALUES(deleted)",
-		m.Target, rowKey, change.Version, deleted); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE "+r.versions+" SET version = ?, deleted = ? WHERE table_name = ? AND row_key = ?",
+		change.Version, change.Op == outbox.RowOpDelete, m.Target, rowKey); err != nil {
 		return fmt.Errorf("row sync: record version of %s: %w", m.Target, err)
 	}
 	return nil
