@@ -34,10 +34,14 @@ func (q *laneQueue) push(d amqp.Delivery) {
 	q.notify()
 }
 
-// close says no more deliveries will come; take returns what is left, then nothing.
+// close ends the queue: deliveries not yet taken are dropped unacked (the broker hands them
+// back when the connection closes) and take returns nil from now on. A batch already taken
+// is finished by its lane.
 func (q *laneQueue) close() {
 	q.mu.Lock()
 	q.closed = true
+	clear(q.items)
+	q.items = nil
 	q.mu.Unlock()
 	q.notify()
 }
@@ -57,7 +61,7 @@ func (q *laneQueue) state() (int, bool) {
 }
 
 // take waits for a delivery, then up to flush for the batch to reach max, and returns up to
-// max deliveries in order. It returns nil once the queue is closed and empty.
+// max deliveries in order. It returns nil once the queue is closed.
 func (q *laneQueue) take(max int, flush time.Duration) []amqp.Delivery {
 	for {
 		n, closed := q.state()
@@ -86,6 +90,9 @@ wait:
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := min(max, len(q.items))
+	if n == 0 { // closed while the batch was filling
+		return nil
+	}
 	batch := make([]amqp.Delivery, n)
 	copy(batch, q.items)
 	clear(q.items[:n]) // drop references to the bodies handed out
@@ -97,8 +104,8 @@ wait:
 }
 
 // lane applies its queue's deliveries in order, in batches of up to BatchSize collected for at
-// most FlushInterval, until the queue is closed and drained. When ctx ends, deliveries still
-// queued are left unacked (the broker hands them back when the connection closes).
+// most FlushInterval, until the queue is closed. A batch in progress is finished (committed and
+// acked) unless ctx ends first.
 func (s *Subscriber) lane(ctx context.Context, sess *session, q *laneQueue) error {
 	for {
 		ds := q.take(s.cfg.BatchSize, s.cfg.FlushInterval)

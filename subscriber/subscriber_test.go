@@ -416,3 +416,88 @@ func TestCleanInbox(t *testing.T) {
 		t.Errorf("after cleaning: %d rows, sample %v; want 26 rows (c/new and 25 of other)", total, left)
 	}
 }
+
+// A database outage in the middle of consuming: batches are retried with backoff until the
+// database is back, and every message is applied once, with no message moved to a retry tier.
+func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dbProxy, err := faultproxy.New(testenv.MySQLAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dbProxy.Close()
+	proxiedDB, err := sql.Open("mysql", testenv.DSNVia(t, f.db.DSN, dbProxy.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxiedDB.Close()
+	metrics := &countingMetrics{}
+	cfg := f.config(recordHandler)
+	cfg.Metrics = metrics
+	f.start(proxiedDB, cfg)
+
+	var ids []string
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("m%03d", i)
+			ids = append(ids, id)
+			f.publish(id, fmt.Sprintf("k%d", i%7), "test", []byte("x"))
+		}
+	}
+	publish(0, 50)
+	f.waitApplied(ids, 20*time.Second)
+	dbProxy.Refuse(true)
+	dbProxy.Cut()
+	accepted := dbProxy.Accepted()
+	publish(50, 100)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		n := dbProxy.Accepted() - accepted
+		return n >= 3, fmt.Sprintf("%d reconnection attempts to the database so far", n)
+	})
+	dbProxy.Refuse(false)
+	f.waitApplied(ids, 30*time.Second)
+	if n := metrics.get(&metrics.retried) + metrics.get(&metrics.parked); n != 0 {
+		t.Errorf("%d messages were moved to retry tiers or parked because of the outage; want them held and retried", n)
+	}
+}
+
+// A graceful stop finishes and acks the batches in flight: afterwards every message is either
+// applied (and gone from the queue) or still in the queue, never both, and Run returns nil.
+func TestGracefulStop(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const n = 200
+	for i := 0; i < n; i++ {
+		f.publish(fmt.Sprintf("m%03d", i), fmt.Sprintf("k%d", i%5), "test", []byte("x"))
+	}
+	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
+		if _, err := tx.ExecContext(ctx, "DO SLEEP(0.005)"); err != nil {
+			return err
+		}
+		return recordHandler(ctx, tx, msg)
+	})
+	cfg.BatchSize = 10
+	_, stop := f.start(f.db.DB, cfg)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		got := len(f.appliedCounts())
+		return got >= 20, fmt.Sprintf("%d applied", got)
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+	applied := len(f.appliedCounts())
+	ch := f.broker.Channel()
+	var left int
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		q, err := ch.QueueDeclarePassive(f.queue, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
+		if err != nil {
+			t.Fatalf("inspect queue: %v", err)
+		}
+		left = q.Messages
+		return applied+left == n, fmt.Sprintf("%d applied + %d in the queue, want %d", applied, left, n)
+	})
+	if applied == n {
+		t.Logf("everything was applied before the stop took effect")
+	}
+}
