@@ -37,7 +37,7 @@ type Config struct {
 	// lane, in delivery order. Default 4.
 	Concurrency int
 	// BatchSize is how many deliveries of one lane share one transaction (group commit).
-	// Default 32; 1 disables group commit.
+	// Default 32, at most 1000; 1 disables group commit.
 	BatchSize int
 	// FlushInterval bounds how long a lane waits for a batch to fill. Default 5ms.
 	FlushInterval time.Duration
@@ -88,6 +88,7 @@ const (
 	defaultInboxCleanBatch    = 1000
 	defaultStopTimeout        = 30 * time.Second
 	maxPrefetch               = 65535
+	maxBatchSize              = 1000 // one multi-row inbox insert per batch stays small
 )
 
 func (c *Config) setDefaults() {
@@ -152,8 +153,8 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 {
 		bad("Concurrency: %d must be at least 1", c.Concurrency)
 	}
-	if c.BatchSize < 1 {
-		bad("BatchSize: %d must be at least 1", c.BatchSize)
+	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
+		bad("BatchSize: %d is outside 1..%d", c.BatchSize, maxBatchSize)
 	}
 	if c.FlushInterval < 0 {
 		bad("FlushInterval: %s is negative", c.FlushInterval)
