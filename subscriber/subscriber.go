@@ -188,4 +188,3 @@ dispatch:
 	}
 	return result
 }
-
