@@ -122,7 +122,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
-	tag := fmt.Sprintf("%s.%d", s.cfg.ConsumerName, time.Now().UnixNano())
+	tag := fmt.Sprintf("%.200s.%d", s.cfg.ConsumerName, time.Now().UnixNano()) // within 255 bytes
 	deliveries, err := ch.Consume(s.cfg.Queue, tag, false, false, false, false, nil)
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", s.cfg.Queue, err)
@@ -155,7 +155,9 @@ dispatch:
 		select {
 		case <-ctx.Done():
 			// Stop new deliveries; ones already sent to us stay unacked and go back on close.
-			ch.Cancel(tag, false) //nolint:errcheck // closing the connection cancels too
+			// Not waited for: on a stalled connection it would block, and closing the
+			// connection cancels the consumer anyway.
+			go ch.Cancel(tag, false) //nolint:errcheck // see above
 			break dispatch
 		case err := <-fatal:
 			result = err
