@@ -25,10 +25,14 @@ func declareQueue(t *testing.T, b *testenv.Broker, q string, delays []time.Durat
 	for _, d := range delays {
 		tier := naming.RetryQueue(q, d)
 		b.Track(tier)
+		// As topology declares them: quorum, with at-least-once dead-lettering back to q.
 		if _, err := ch.QueueDeclare(tier, true, false, false, false, amqp.Table{
+			"x-queue-type":              "quorum",
 			"x-message-ttl":             d.Milliseconds(),
 			"x-dead-letter-exchange":    "",
 			"x-dead-letter-routing-key": q,
+			"x-dead-letter-strategy":    "at-least-once",
+			"x-overflow":                "reject-publish",
 		}); err != nil {
 			t.Fatalf("declare retry tier %s: %v", tier, err)
 		}
