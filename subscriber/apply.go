@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
 )
@@ -51,6 +52,7 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 		b.InitialInterval = 50 * time.Millisecond
 		b.MaxInterval = 5 * time.Second
 		b.MaxElapsedTime = 0
+		b.Reset() // NewExponentialBackOff started from its own 500ms initial interval
 		for {
 			start := time.Now()
 			err := s.applyOnce(ctx, decoded)
@@ -166,6 +168,9 @@ func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, e
 	}
 	for _, it := range items {
 		if herr := s.callHandler(ctx, tx, it.msg); herr != nil {
+			if isDeadlock(herr) {
+				return false, fmt.Errorf("%w: handler: %w", errTxBroken, herr)
+			}
 			it.outcome, it.err = outcomeFailed, herr
 			return false, nil
 		}
@@ -205,8 +210,11 @@ func (s *Subscriber) applySavepoints(ctx context.Context, items []*item) (err er
 		} else if n == 0 {
 			it.outcome = outcomeDuplicate
 		} else if herr := s.callHandler(ctx, tx, it.msg); herr != nil {
-			// If the handler's failure broke the transaction (deadlock, lost connection), the
-			// savepoint is gone too and the whole batch is retried.
+			if isDeadlock(herr) {
+				return fmt.Errorf("%w: handler: %w", errTxBroken, herr)
+			}
+			// If the handler's failure broke the transaction otherwise (a lost connection),
+			// the savepoint is gone too and the whole batch is retried.
 			if _, err := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT sw_item"); err != nil {
 				return fmt.Errorf("%w: handler failed (%v) and rollback to savepoint failed: %w", errTxBroken, herr, err)
 			}
@@ -240,4 +248,11 @@ func ackQuietly(log *zap.Logger, d *amqp.Delivery) {
 		// The channel is gone: the broker redelivers and the inbox makes that harmless.
 		log.Debug("ack failed; the message will be redelivered", zap.String("message_id", d.MessageId), zap.Error(err))
 	}
+}
+
+// isDeadlock reports a deadlock (MySQL error 1213), after which the server has rolled back the
+// whole transaction: the batch is retried, the message is not blamed.
+func isDeadlock(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1213
 }

@@ -76,6 +76,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 	b.InitialInterval = 100 * time.Millisecond
 	b.MaxInterval = 10 * time.Second
 	b.MaxElapsedTime = 0
+	b.Reset() // NewExponentialBackOff started from its own 500ms initial interval
 	for {
 		started := time.Now()
 		err := s.session(ctx)

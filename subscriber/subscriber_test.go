@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/syncworker/syncworker/internal/faultproxy"
@@ -499,5 +500,29 @@ func TestGracefulStop(t *testing.T) {
 	})
 	if applied == n {
 		t.Logf("everything was applied before the stop took effect")
+	}
+}
+
+// A deadlock reported by a handler retries the whole batch; the message is not sent around
+// the retry tiers.
+func TestHandlerDeadlockRetriesBatch(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var calls atomic.Int32
+	metrics := &countingMetrics{}
+	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
+		if msg.ID == "victim" && calls.Add(1) <= 2 {
+			return fmt.Errorf("update: %w", &mysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock"})
+		}
+		return recordHandler(ctx, tx, msg)
+	})
+	cfg.Metrics = metrics
+	for _, id := range []string{"before", "victim", "after"} {
+		f.publish(id, "k", "test", []byte(id))
+	}
+	f.start(f.db.DB, cfg)
+	f.waitApplied([]string{"before", "victim", "after"}, 20*time.Second)
+	if n := metrics.get(&metrics.retried); n != 0 {
+		t.Errorf("%d messages went to a retry tier because of a deadlock", n)
 	}
 }
