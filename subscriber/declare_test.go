@@ -1,47 +1,29 @@
 package subscriber
 
 import (
+	"context"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/syncworker/syncworker/internal/naming"
 	"github.com/syncworker/syncworker/internal/testenv"
+	"github.com/syncworker/syncworker/topology"
 )
 
-// declareQueue declares what topology will declare for a consumer queue q: q itself (quorum,
-// dead-lettering to its parking lot), one delay tier per delay (messages wait there for the
-// delay, then dead-letter back to q through the default exchange), and the parking lot.
-// To be replaced by topology.Apply once that package exists.
-func declareQueue(t *testing.T, b *testenv.Broker, q string, delays []time.Duration) {
+// declareQueue applies the topology a consumer queue q needs: q (quorum, dead-lettering to its
+// parking lot), one delay tier per delay, the parking lot, and a fanout exchange bound to q
+// that test events are published to. Everything is tracked for deletion.
+func declareQueue(t *testing.T, b *testenv.Broker, exchange, q string, delays []time.Duration) {
 	t.Helper()
-	ch := b.Channel()
-	b.Track(q, naming.ParkingLot(q))
-	if _, err := ch.QueueDeclare(naming.ParkingLot(q), true, false, false, false,
-		amqp.Table{"x-queue-type": "quorum"}); err != nil {
-		t.Fatalf("declare parking lot: %v", err)
+	top := &topology.Topology{
+		Exchanges: []topology.Exchange{{Name: exchange, Type: topology.Fanout}},
+		Queues:    []topology.Queue{{Name: q, Retry: &topology.Retry{Delays: delays}}},
+		Bindings:  []topology.Binding{{Exchange: exchange, Queue: q}},
 	}
-	for _, d := range delays {
-		tier := naming.RetryQueue(q, d)
-		b.Track(tier)
-		// As topology declares them: quorum, with at-least-once dead-lettering back to q.
-		if _, err := ch.QueueDeclare(tier, true, false, false, false, amqp.Table{
-			"x-queue-type":              "quorum",
-			"x-message-ttl":             d.Milliseconds(),
-			"x-dead-letter-exchange":    "",
-			"x-dead-letter-routing-key": q,
-			"x-dead-letter-strategy":    "at-least-once",
-			"x-overflow":                "reject-publish",
-		}); err != nil {
-			t.Fatalf("declare retry tier %s: %v", tier, err)
-		}
+	b.Track(exchange, q, top.Queues[0].ParkingLot())
+	for _, tier := range top.Queues[0].RetryTiers() {
+		b.Track(tier.Queue)
 	}
-	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{
-		"x-queue-type":              "quorum",
-		"x-dead-letter-exchange":    "",
-		"x-dead-letter-routing-key": naming.ParkingLot(q),
-	}); err != nil {
-		t.Fatalf("declare queue %s: %v", q, err)
+	if _, err := topology.Apply(context.Background(), b.Conn, top); err != nil {
+		t.Fatalf("apply topology: %v", err)
 	}
 }

@@ -47,14 +47,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	f.queue = f.broker.Name("q")
 	f.exchange = f.broker.Name("events")
-	declareQueue(t, f.broker, f.queue, f.delays)
-	ch := f.broker.Channel()
-	if err := ch.ExchangeDeclare(f.exchange, "fanout", true, false, false, false, nil); err != nil {
-		t.Fatalf("declare exchange: %v", err)
-	}
-	if err := ch.QueueBind(f.queue, "", f.exchange, false, nil); err != nil {
-		t.Fatalf("bind: %v", err)
-	}
+	declareQueue(t, f.broker, f.exchange, f.queue, f.delays)
 	f.pub = f.broker.Channel()
 	if err := f.pub.Confirm(false); err != nil {
 		t.Fatalf("confirm mode: %v", err)
