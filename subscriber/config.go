@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ type Handler func(ctx context.Context, tx *sql.Tx, msg Message) error
 type Config struct {
 	// AMQPURL of the broker (amqp:// or amqps://).
 	AMQPURL string
+	// AMQPTLS configures TLS for amqps:// URLs; nil uses the system roots.
+	AMQPTLS *tls.Config
 	// Queue to consume, declared by topology together with its retry tiers and parking lot
 	// (internal/naming: Queue.retry.<delay>, Queue.parked).
 	Queue string

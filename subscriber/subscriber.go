@@ -103,7 +103,7 @@ type session struct {
 }
 
 func (s *Subscriber) session(ctx context.Context) error {
-	conn, err := amqpx.DialRetry(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, Name: s.cfg.ConnectionName}, s.log)
+	conn, err := amqpx.DialRetry(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, TLS: s.cfg.AMQPTLS, Name: s.cfg.ConnectionName}, s.log)
 	if err != nil {
 		return err
 	}
