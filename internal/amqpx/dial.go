@@ -71,6 +71,7 @@ func DialRetry(ctx context.Context, cfg DialConfig, log *zap.Logger) (*amqp.Conn
 	b.InitialInterval = 100 * time.Millisecond
 	b.MaxInterval = 10 * time.Second
 	b.MaxElapsedTime = 0
+	b.Reset() // the constructor started from its own 500ms initial interval
 	for {
 		conn, err := Dial(cfg)
 		if err == nil {

@@ -77,11 +77,14 @@ CREATE TABLE IF NOT EXISTS {inbox} (
   message_id   VARBINARY(255) NOT NULL,
   processed_at DATETIME(6)    NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   PRIMARY KEY (consumer, message_id),
-  KEY ix_processed_at (processed_at)
+  -- retention deletes one consumer's oldest rows in small batches (subscriber.CleanInbox)
+  KEY ix_consumer_processed_at (consumer, processed_at)
 ) ENGINE=InnoDB;
 
 -- Row-sync versions per replicated row, kept apart from the replica tables so those need no
 -- extra columns. A delete keeps its row here as a tombstone so a late upsert cannot revive it.
+-- table_name is the TARGET table in this database (the row's scope is where it is written,
+-- whichever consumer writes it); row_key is the event's canonical key text (outbox.RowChange.KeyString).
 CREATE TABLE IF NOT EXISTS {row_versions} (
   table_name VARBINARY(64)   NOT NULL,
   row_key    VARBINARY(512)  NOT NULL,

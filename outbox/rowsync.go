@@ -1,0 +1,216 @@
+package outbox
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Row-sync events replicate rows of a service's table into subscribers' tables without code on
+// either side: the service writes RowUpsert/RowDelete messages with its change, and
+// `syncworker consume` applies them to a mapped target table, version-guarded.
+//
+// The payload is JSON (content type application/json):
+//
+//	{"format":1,"op":"upsert","table":"orders","key":{"id":42},
+//	 "row":{"id":42,"status":"paid","total":"12.50"},"version":7}
+//
+// format is RowSyncFormat; op is "upsert" or "delete" (a delete has no row); table and the
+// column names are identifiers (ValidateIdentifier); key names the row (one or more columns);
+// row holds the new column values (key columns may repeat, with the same values); version
+// increases with every change of the row (for example an updated_at in microseconds or a
+// version column) and must be positive.
+const (
+	// RowSyncFormat is the payload format version this package writes and reads.
+	RowSyncFormat = 1
+	// EventTypeRowUpsert and EventTypeRowDelete are the AMQP type of row-sync events.
+	EventTypeRowUpsert = "syncworker.row.upsert"
+	EventTypeRowDelete = "syncworker.row.delete"
+	// RowOpUpsert and RowOpDelete are the values of the payload's op field.
+	RowOpUpsert = "upsert"
+	RowOpDelete = "delete"
+	// MaxRowKeyBytes bounds the canonical key text (RowChange.KeyString), which the
+	// subscriber stores with the row's version.
+	MaxRowKeyBytes = 512
+)
+
+// ErrInvalidRowChange is returned (wrapped, with the reason) for a row-sync event that cannot
+// be built or decoded.
+var ErrInvalidRowChange = errors.New("invalid row-sync event")
+
+// RowChange is the payload of a row-sync event.
+type RowChange struct {
+	Format  int            `json:"format"`
+	Op      string         `json:"op"`
+	Table   string         `json:"table"`
+	Key     map[string]any `json:"key"`
+	Row     map[string]any `json:"row,omitempty"`
+	Version uint64         `json:"version"`
+}
+
+// RowUpsert builds the event saying that row (identified by key) of table now has the given
+// column values at version. Values must encode to JSON; time.Time values are written as
+// "2006-01-02 15:04:05.999999" in UTC, which every MySQL temporal column accepts, and
+// []byte as base64 (JSON's rule), so send binary columns pre-encoded as text.
+//
+// The returned message has Type, AggregateType (the table), PartitionKey (table and key, so
+// the changes of one row stay in order) and Payload set. The caller sets Exchange and
+// RoutingKey (and may set ID, headers, ...) before passing it to Write.
+func RowUpsert(table string, key, row map[string]any, version uint64) (Message, error) {
+	return rowMessage(RowChange{Format: RowSyncFormat, Op: RowOpUpsert, Table: table,
+		Key: normalizeValues(key), Row: normalizeValues(row), Version: version})
+}
+
+// RowDelete builds the event saying that the row of table identified by key was deleted at
+// version. Subscribers keep the version as a tombstone, so a late upsert of an older version
+// cannot bring the row back. See RowUpsert for the returned message.
+func RowDelete(table string, key map[string]any, version uint64) (Message, error) {
+	return rowMessage(RowChange{Format: RowSyncFormat, Op: RowOpDelete, Table: table,
+		Key: normalizeValues(key), Version: version})
+}
+
+func rowMessage(c RowChange) (Message, error) {
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return Message{}, fmt.Errorf("%w: encode: %v", ErrInvalidRowChange, err)
+	}
+	// Validate what a subscriber will decode, so the two sides cannot disagree.
+	decoded, err := DecodeRowChange(payload)
+	if err != nil {
+		return Message{}, err
+	}
+	keyText, _ := decoded.KeyString()
+	eventType := EventTypeRowUpsert
+	if c.Op == RowOpDelete {
+		eventType = EventTypeRowDelete
+	}
+	return Message{
+		Type:          eventType,
+		AggregateType: c.Table,
+		PartitionKey:  rowPartitionKey(c.Table, keyText),
+		ContentType:   DefaultContentType,
+		Payload:       payload,
+	}, nil
+}
+
+// rowPartitionKey is "table:keytext", hashed when it would not fit an AMQP short string.
+func rowPartitionKey(table, keyText string) string {
+	pk := table + ":" + keyText
+	if len(pk) <= maxShortString {
+		return pk
+	}
+	sum := sha256.Sum256([]byte(keyText))
+	return table + ":sha256:" + hex.EncodeToString(sum[:])
+}
+
+// sqlTimeLayout is accepted by DATETIME, TIMESTAMP and DATE columns alike.
+const sqlTimeLayout = "2006-01-02 15:04:05.999999"
+
+func normalizeValues(in map[string]any) map[string]any {
+	if in == nil {
+		return nil
+	}
+	out := make(map[string]any, len(in))
+	for k, v := range in {
+		switch t := v.(type) {
+		case time.Time:
+			out[k] = t.UTC().Format(sqlTimeLayout)
+		case *time.Time:
+			if t == nil {
+				out[k] = nil
+			} else {
+				out[k] = t.UTC().Format(sqlTimeLayout)
+			}
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// DecodeRowChange parses and checks a row-sync payload. Numbers are kept as json.Number so
+// large integers and decimals pass through exactly. Every error wraps ErrInvalidRowChange.
+func DecodeRowChange(payload []byte) (RowChange, error) {
+	var c RowChange
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return RowChange{}, fmt.Errorf("%w: %v", ErrInvalidRowChange, err)
+	}
+	if dec.More() {
+		return RowChange{}, fmt.Errorf("%w: trailing data after the JSON object", ErrInvalidRowChange)
+	}
+	if err := c.validate(); err != nil {
+		return RowChange{}, err
+	}
+	return c, nil
+}
+
+func (c RowChange) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidRowChange}, args...)...))
+	}
+	if c.Format != RowSyncFormat {
+		bad("format %d is not supported (want %d)", c.Format, RowSyncFormat)
+	}
+	if err := ValidateIdentifier(c.Table); err != nil {
+		bad("table: %v", err)
+	}
+	if c.Version == 0 {
+		bad("version must be positive")
+	}
+	if len(c.Key) == 0 {
+		bad("key must name at least one column")
+	}
+	for name := range c.Key {
+		if err := ValidateIdentifier(name); err != nil {
+			bad("key column: %v", err)
+		}
+	}
+	switch c.Op {
+	case RowOpUpsert:
+		if len(c.Row) == 0 {
+			bad("an upsert needs a row")
+		}
+		for name, v := range c.Row {
+			if err := ValidateIdentifier(name); err != nil {
+				bad("row column: %v", err)
+				continue
+			}
+			if kv, isKey := c.Key[name]; isKey && !sameJSON(kv, v) {
+				bad("row column %q contradicts the key", name)
+			}
+		}
+	case RowOpDelete:
+		if len(c.Row) != 0 {
+			bad("a delete carries no row")
+		}
+	default:
+		bad("op %q (want %q or %q)", c.Op, RowOpUpsert, RowOpDelete)
+	}
+	if k, err := c.KeyString(); err != nil {
+		bad("key: %v", err)
+	} else if len(k) > MaxRowKeyBytes {
+		bad("key is %d bytes, maximum %d", len(k), MaxRowKeyBytes)
+	}
+	return errors.Join(errs...)
+}
+
+// KeyString is the canonical text of the key: its JSON object with the columns sorted by
+// name. It identifies the row in the subscriber's version table.
+func (c RowChange) KeyString() (string, error) {
+	b, err := json.Marshal(c.Key) // encoding/json sorts map keys
+	return string(b), err
+}
+
+func sameJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && bytes.Equal(ja, jb)
+}

@@ -1,0 +1,56 @@
+package outbox
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRowUpsertRoundTrip(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.FixedZone("x", 3600))
+	m, err := RowUpsert("orders", map[string]any{"id": 42}, map[string]any{"id": 42, "status": "paid", "at": at, "big": uint64(1) << 63}, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Type != EventTypeRowUpsert || m.AggregateType != "orders" || m.PartitionKey != `orders:{"id":42}` {
+		t.Fatalf("message = %+v", m)
+	}
+	c, err := DecodeRowChange(m.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Op != RowOpUpsert || c.Version != 7 || c.Row["at"] != "2026-01-02 02:04:05.000006" ||
+		c.Row["big"] != json.Number("9223372036854775808") {
+		t.Fatalf("decoded = %+v", c)
+	}
+	d, err := RowDelete("orders", map[string]any{"id": 42}, 8)
+	if err != nil || d.Type != EventTypeRowDelete || d.PartitionKey != m.PartitionKey {
+		t.Fatalf("delete = %+v, %v", d, err)
+	}
+}
+
+func TestRowChangeRejects(t *testing.T) {
+	cases := map[string]string{
+		"not json":        `{`,
+		"format":          `{"format":2,"op":"delete","table":"t","key":{"id":1},"version":1}`,
+		"bad table":       `{"format":1,"op":"delete","table":"t;drop","key":{"id":1},"version":1}`,
+		"bad column":      `{"format":1,"op":"upsert","table":"t","key":{"id":1},"row":{"a b":1},"version":1}`,
+		"no key":          `{"format":1,"op":"delete","table":"t","key":{},"version":1}`,
+		"zero version":    `{"format":1,"op":"delete","table":"t","key":{"id":1},"version":0}`,
+		"op":              `{"format":1,"op":"merge","table":"t","key":{"id":1},"version":1}`,
+		"delete with row": `{"format":1,"op":"delete","table":"t","key":{"id":1},"row":{"x":1},"version":1}`,
+		"contradiction":   `{"format":1,"op":"upsert","table":"t","key":{"id":1},"row":{"id":2},"version":1}`,
+		"unknown field":   `{"format":1,"op":"delete","table":"t","key":{"id":1},"version":1,"extra":1}`,
+		"long key":        `{"format":1,"op":"delete","table":"t","key":{"id":"` + strings.Repeat("x", 600) + `"},"version":1}`,
+	}
+	for name, payload := range cases {
+		if _, err := DecodeRowChange([]byte(payload)); !errors.Is(err, ErrInvalidRowChange) {
+			t.Errorf("%s: err = %v, want ErrInvalidRowChange", name, err)
+		}
+	}
+	if _, err := RowUpsert("t", map[string]any{"id": 1}, nil, 1); !errors.Is(err, ErrInvalidRowChange) {
+		t.Errorf("upsert without row: err = %v", err)
+	}
+}

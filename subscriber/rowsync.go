@@ -1,0 +1,323 @@
+package subscriber
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// TableMapping maps the table named in row-sync events to a table of the subscriber's database.
+type TableMapping struct {
+	// Source is the table name the events carry (outbox.RowChange.Table).
+	Source string `yaml:"source"`
+	// Target is the table to write. Default Source.
+	Target string `yaml:"target"`
+	// KeyColumns are the columns that identify a row; events must key rows by exactly these.
+	// The target needs a primary or unique key on them. Required.
+	KeyColumns []string `yaml:"key_columns"`
+	// Columns, when set, is the allow-list of columns events may write (key columns are
+	// always allowed). Default: every column of the target table.
+	Columns []string `yaml:"columns"`
+}
+
+// RowSyncConfig configures the row-sync applier.
+type RowSyncConfig struct {
+	// Tables lists the mapped tables. Events for any other table are parked.
+	Tables []TableMapping `yaml:"tables"`
+	// VersionTable holds each row's last applied version and tombstones. Default
+	// syncworker_row_versions (created by outbox.Migrate).
+	VersionTable string `yaml:"version_table"`
+	// Metrics receives StaleRowEvent. Default NopMetrics.
+	Metrics Metrics `yaml:"-"`
+}
+
+// Validate returns every problem with the configuration at once.
+func (c RowSyncConfig) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.VersionTable != "" {
+		if err := outbox.ValidateIdentifier(c.VersionTable); err != nil {
+			bad("version_table: %w", err)
+		}
+	}
+	sources := map[string]bool{}
+	for i, m := range c.Tables {
+		at := fmt.Sprintf("tables[%d]", i)
+		if err := outbox.ValidateIdentifier(m.Source); err != nil {
+			bad("%s.source: %w", at, err)
+		} else if sources[m.Source] {
+			bad("%s.source: %q is mapped twice", at, m.Source)
+		}
+		sources[m.Source] = true
+		if m.Target != "" {
+			if err := outbox.ValidateIdentifier(m.Target); err != nil {
+				bad("%s.target: %w", at, err)
+			}
+		}
+		if len(m.KeyColumns) == 0 {
+			bad("%s.key_columns: at least one column is required", at)
+		}
+		for _, col := range append(slices.Clone(m.KeyColumns), m.Columns...) {
+			if err := outbox.ValidateIdentifier(col); err != nil {
+				bad("%s: column: %w", at, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RowSync applies row-sync events (outbox.RowUpsert / RowDelete) to mapped tables. Its Handle
+// method is a Handler. An event is applied only if its version is newer than the row's stored
+// version; a delete leaves a tombstone version. Every identifier put into SQL is a configured
+// name or a column name read from the target table's schema, quoted; event values travel as
+// arguments only. Invalid events fail with ErrPermanent (they are parked with the reason).
+type RowSync struct {
+	cfg      RowSyncConfig
+	bySource map[string]*mappedTable
+	versions string // quoted version table
+
+	mu      sync.Mutex
+	columns map[string]map[string]string // target -> lower-case column name -> schema name
+}
+
+type mappedTable struct {
+	TableMapping
+	allowed map[string]bool // lower-case allow-list, nil when every column is allowed
+}
+
+// NewRowSync checks cfg and returns the applier. Target schemas are read on first use and
+// cached; an unknown column makes it read the schema again once before parking the event.
+func NewRowSync(cfg RowSyncConfig) (*RowSync, error) {
+	if cfg.VersionTable == "" {
+		cfg.VersionTable = outbox.DefaultRowVersionTable
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NopMetrics{}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("subscriber: invalid row-sync config: %w", err)
+	}
+	r := &RowSync{cfg: cfg, bySource: map[string]*mappedTable{}, versions: outbox.QuoteIdentifier(cfg.VersionTable),
+		columns: map[string]map[string]string{}}
+	for _, m := range cfg.Tables {
+		if m.Target == "" {
+			m.Target = m.Source
+		}
+		mt := &mappedTable{TableMapping: m}
+		if len(m.Columns) > 0 {
+			mt.allowed = map[string]bool{}
+			for _, c := range append(slices.Clone(m.Columns), m.KeyColumns...) {
+				mt.allowed[strings.ToLower(c)] = true
+			}
+		}
+		r.bySource[m.Source] = mt
+	}
+	return r, nil
+}
+
+func permanent(format string, args ...any) error {
+	return fmt.Errorf("row sync: %s: %w", fmt.Sprintf(format, args...), ErrPermanent)
+}
+
+// Handle applies one row-sync event inside tx.
+func (r *RowSync) Handle(ctx context.Context, tx *sql.Tx, msg Message) error {
+	if msg.Type != outbox.EventTypeRowUpsert && msg.Type != outbox.EventTypeRowDelete {
+		return permanent("event type %q is not a row-sync event", msg.Type)
+	}
+	change, err := outbox.DecodeRowChange(msg.Payload)
+	if err != nil {
+		return permanent("%v", err)
+	}
+	if (change.Op == outbox.RowOpDelete) != (msg.Type == outbox.EventTypeRowDelete) {
+		return permanent("op %q does not match event type %q", change.Op, msg.Type)
+	}
+	m, ok := r.bySource[change.Table]
+	if !ok {
+		return permanent("table %q is not mapped", change.Table)
+	}
+	if err := sameColumns(change.Key, m.KeyColumns); err != nil {
+		return permanent("table %q: %v", change.Table, err)
+	}
+	cols, err := r.resolveColumns(ctx, tx, m, change)
+	if err != nil {
+		return err
+	}
+	rowKey, _ := change.KeyString() // DecodeRowChange checked it
+
+	// Make sure the row's version record exists (version 0 when new), then lock that record.
+	// A locking read of a missing record would take a gap lock instead, and two lanes adding
+	// new rows next to each other would deadlock; inserting first takes no gap lock.
+	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO "+r.versions+" (table_name, row_key, version, deleted) VALUES (?, ?, 0, 0)",
+		m.Target, rowKey); err != nil {
+		return fmt.Errorf("row sync: create version record of %s: %w", m.Target, err)
+	}
+	var stored uint64
+	if err := tx.QueryRowContext(ctx, "SELECT version FROM "+r.versions+" WHERE table_name = ? AND row_key = ? FOR UPDATE",
+		m.Target, rowKey).Scan(&stored); err != nil {
+		return fmt.Errorf("row sync: read version of %s: %w", m.Target, err)
+	}
+	if stored >= change.Version {
+		r.cfg.Metrics.StaleRowEvent(m.Target)
+		return nil // stale: a newer (or the same) version is already applied
+	}
+
+	target := outbox.QuoteIdentifier(m.Target)
+	if change.Op == outbox.RowOpDelete {
+		var where []string
+		var args []any
+		for _, k := range m.KeyColumns {
+			where = append(where, outbox.QuoteIdentifier(cols[strings.ToLower(k)])+" = ?")
+			args = append(args, sqlValue(change.Key[k]))
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+target+" WHERE "+strings.Join(where, " AND "), args...); err != nil {
+			return fmt.Errorf("row sync: delete from %s: %w", m.Target, err)
+		}
+	} else {
+		values := map[string]any{}
+		for name, v := range change.Row {
+			values[strings.ToLower(name)] = v
+		}
+		for name, v := range change.Key {
+			values[strings.ToLower(name)] = v
+		}
+		names := make([]string, 0, len(values))
+		for lower := range values {
+			names = append(names, lower)
+		}
+		sort.Strings(names)
+		isKey := map[string]bool{}
+		for _, k := range m.KeyColumns {
+			isKey[strings.ToLower(k)] = true
+		}
+		var quoted, marks, updates []string
+		var args []any
+		for _, lower := range names {
+			q := outbox.QuoteIdentifier(cols[lower])
+			quoted = append(quoted, q)
+			marks = append(marks, "?")
+			args = append(args, sqlValue(values[lower]))
+			if !isKey[lower] {
+				updates = append(updates, q+" = VALUES("+q+")")
+			}
+		}
+		if len(updates) == 0 { // only key columns: the row exists, nothing to change
+			q := outbox.QuoteIdentifier(cols[strings.ToLower(m.KeyColumns[0])])
+			updates = append(updates, q+" = "+q)
+		}
+		query := "INSERT INTO " + target + " (" + strings.Join(quoted, ", ") + ") VALUES (" + strings.Join(marks, ", ") +
+			") ON DUPLICATE KEY UPDATE " + strings.Join(updates, ", ")
+		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
+			return fmt.Errorf("row sync: upsert into %s: %w", m.Target, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE "+r.versions+" SET version = ?, deleted = ? WHERE table_name = ? AND row_key = ?",
+		change.Version, change.Op == outbox.RowOpDelete, m.Target, rowKey); err != nil {
+		return fmt.Errorf("row sync: record version of %s: %w", m.Target, err)
+	}
+	return nil
+}
+
+// sameColumns checks that key names exactly the configured key columns.
+func sameColumns(key map[string]any, want []string) error {
+	if len(key) != len(want) {
+		return fmt.Errorf("key has %d columns, the mapping %d (%s)", len(key), len(want), strings.Join(want, ", "))
+	}
+	for _, k := range want {
+		if _, ok := key[k]; !ok {
+			return fmt.Errorf("key lacks column %q", k)
+		}
+	}
+	return nil
+}
+
+// resolveColumns checks every column the event names against the allow-list and the target's
+// schema, and returns the schema's names by lower-case name.
+func (r *RowSync) resolveColumns(ctx context.Context, tx *sql.Tx, m *mappedTable, change outbox.RowChange) (map[string]string, error) {
+	var names []string
+	for n := range change.Key {
+		names = append(names, n)
+	}
+	for n := range change.Row {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if m.allowed != nil && !m.allowed[strings.ToLower(n)] {
+			return nil, permanent("table %q: column %q is not in the mapping's allow-list", change.Table, n)
+		}
+	}
+	for refreshed := false; ; refreshed = true {
+		cols, err := r.schema(ctx, tx, m.Target, refreshed)
+		if err != nil {
+			return nil, err
+		}
+		var missing []string
+		for _, n := range names {
+			if _, ok := cols[strings.ToLower(n)]; !ok {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) == 0 {
+			return cols, nil
+		}
+		if refreshed {
+			return nil, permanent("target table %q has no column(s) %s", m.Target, strings.Join(missing, ", "))
+		}
+	}
+}
+
+// schema returns the target's columns from information_schema, cached unless reload is set.
+func (r *RowSync) schema(ctx context.Context, tx *sql.Tx, table string, reload bool) (map[string]string, error) {
+	r.mu.Lock()
+	cols, ok := r.columns[table]
+	r.mu.Unlock()
+	if ok && !reload {
+		return cols, nil
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", table)
+	if err != nil {
+		return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
+	}
+	defer rows.Close()
+	cols = map[string]string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
+		}
+		cols[strings.ToLower(name)] = name
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
+	}
+	if len(cols) == 0 {
+		// A missing target is a deployment problem, not a bad event: retry, don't park.
+		return nil, fmt.Errorf("row sync: target table %q does not exist", table)
+	}
+	r.mu.Lock()
+	r.columns[table] = cols
+	r.mu.Unlock()
+	return cols, nil
+}
+
+// sqlValue turns a decoded JSON value into a query argument: numbers keep their exact text,
+// objects and arrays become their JSON text (for JSON columns).
+func sqlValue(v any) any {
+	switch t := v.(type) {
+	case nil, string, bool:
+		return t
+	case json.Number:
+		return string(t)
+	default:
+		b, _ := json.Marshal(t)
+		return string(b)
+	}
+}

@@ -1,0 +1,287 @@
+package subscriber
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncworker/syncworker/internal/testenv"
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// rowSyncFixture is a fixture with a replica table and a subscriber running the row-sync
+// applier for source table "orders" -> target "replica_orders".
+func rowSyncFixture(t *testing.T, concurrency int) (*fixture, *countingMetrics) {
+	t.Helper()
+	f := newFixture(t)
+	if _, err := f.db.DB.Exec(`CREATE TABLE replica_orders (
+		id BIGINT NOT NULL PRIMARY KEY, status VARCHAR(20) NOT NULL, v BIGINT NOT NULL,
+		secret VARCHAR(20) NOT NULL DEFAULT '')`); err != nil {
+		t.Fatal(err)
+	}
+	metrics := &countingMetrics{}
+	rs, err := NewRowSync(RowSyncConfig{Metrics: metrics, Tables: []TableMapping{{
+		Source: "orders", Target: "replica_orders", KeyColumns: []string{"id"}, Columns: []string{"status", "v"},
+	}, {
+		Source: "orders_all", Target: "replica_orders", KeyColumns: []string{"id"}, // every column allowed
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(rs.Handle)
+	cfg.Concurrency = concurrency
+	cfg.Metrics = metrics
+	f.start(f.db.DB, cfg)
+	return f, metrics
+}
+
+// publishRow publishes a row-sync message as the relay would; withKey=false drops the
+// partition key header, so the events of one row may be applied in any order, in parallel.
+func (f *fixture) publishRow(m outbox.Message, withKey bool) string {
+	f.t.Helper()
+	id := outbox.NewID()
+	headers := amqp.Table{outbox.HeaderAggregateType: m.AggregateType}
+	if withKey {
+		headers[outbox.HeaderPartitionKey] = m.PartitionKey
+	}
+	f.publishRaw(amqp.Publishing{MessageId: id, Type: m.Type, ContentType: m.ContentType,
+		DeliveryMode: amqp.Persistent, Headers: headers, Body: m.Payload})
+	return id
+}
+
+func upsert(t *testing.T, id int, v uint64) outbox.Message {
+	t.Helper()
+	m, err := outbox.RowUpsert("orders", map[string]any{"id": id}, map[string]any{"status": fmt.Sprintf("s%d", v), "v": v}, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func del(t *testing.T, id int, v uint64) outbox.Message {
+	t.Helper()
+	m, err := outbox.RowDelete("orders", map[string]any{"id": id}, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// waitInbox waits until n messages have been consumed (committed) by the test consumer.
+func (f *fixture) waitInbox(n int) {
+	f.t.Helper()
+	testenv.Eventually(f.t, 20*time.Second, func() (bool, string) {
+		var got int
+		if err := f.db.DB.QueryRow("SELECT COUNT(*) FROM syncworker_inbox").Scan(&got); err != nil {
+			f.t.Fatal(err)
+		}
+		return got >= n, fmt.Sprintf("%d of %d messages consumed", got, n)
+	})
+}
+
+func (f *fixture) replicaRow(id int) (status string, v int64, found bool) {
+	f.t.Helper()
+	err := f.db.DB.QueryRow("SELECT status, v FROM replica_orders WHERE id = ?", id).Scan(&status, &v)
+	if err == sql.ErrNoRows {
+		return "", 0, false
+	}
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return status, v, true
+}
+
+// Versions 1..10 of a row arrive shuffled: the row ends at version 10 and every older event
+// that arrived after a newer one is counted stale. Then a delete, and a stale upsert that
+// must not bring the row back; a newer upsert does.
+func TestRowSyncVersionGuard(t *testing.T) {
+	t.Parallel()
+	for _, withKey := range []bool{true, false} {
+		t.Run(fmt.Sprintf("partition_key=%v", withKey), func(t *testing.T) {
+			t.Parallel()
+			f, metrics := rowSyncFixture(t, 4)
+			versions := rand.Perm(10)
+			wantStale, highest := 0, 0
+			for _, p := range versions {
+				v := p + 1
+				if v < highest {
+					wantStale++
+				}
+				highest = max(highest, v)
+				f.publishRow(upsert(t, 1, uint64(v)), withKey)
+			}
+			f.waitInbox(10)
+			if status, v, ok := f.replicaRow(1); !ok || v != 10 || status != "s10" {
+				t.Fatalf("after shuffled versions %v: row = %q v%d (found %v), want s10 v10", versions, status, v, ok)
+			}
+			if withKey { // in order per key, so exactly the late ones are stale
+				if got := metrics.get(&metrics.stale); got != wantStale {
+					t.Errorf("stale = %d, want %d for order %v", got, wantStale, versions)
+				}
+			}
+
+			f.publishRow(del(t, 1, 11), withKey)
+			f.waitInbox(11)
+			f.publishRow(upsert(t, 1, 5), withKey)
+			f.waitInbox(12)
+			if _, _, ok := f.replicaRow(1); ok {
+				t.Fatal("a stale upsert after the delete brought the row back")
+			}
+			var version uint64
+			var deleted bool
+			if err := f.db.DB.QueryRow("SELECT version, deleted FROM syncworker_row_versions WHERE table_name = 'replica_orders' AND row_key = ?",
+				`{"id":1}`).Scan(&version, &deleted); err != nil || version != 11 || !deleted {
+				t.Fatalf("tombstone = v%d deleted=%v (%v), want v11 deleted", version, deleted, err)
+			}
+			f.publishRow(upsert(t, 1, 12), withKey)
+			f.waitInbox(13)
+			if status, v, ok := f.replicaRow(1); !ok || v != 12 || status != "s12" {
+				t.Fatalf("a newer upsert after the delete: row = %q v%d (found %v), want s12 v12", status, v, ok)
+			}
+		})
+	}
+}
+
+// Events naming unknown tables or columns, columns outside the allow-list, a wrong key, a
+// malformed payload or an identifier that would be injection are parked with the reason, and
+// nothing of them reaches SQL.
+func TestRowSyncRejectsBadEvents(t *testing.T) {
+	t.Parallel()
+	f, _ := rowSyncFixture(t, 2)
+	good := f.publishRow(upsert(t, 2, 1), true)
+
+	raw := func(eventType, payload string) string {
+		id := outbox.NewID()
+		f.publishRaw(amqp.Publishing{MessageId: id, Type: eventType, Body: []byte(payload)})
+		return id
+	}
+	unknownColumn, err := outbox.RowUpsert("orders_all", map[string]any{"id": 3}, map[string]any{"nope": 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notAllowed, err := outbox.RowUpsert("orders", map[string]any{"id": 3}, map[string]any{"secret": "x"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknownTable, err := outbox.RowUpsert("customers", map[string]any{"id": 3}, map[string]any{"status": "x"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongKey, err := outbox.RowUpsert("orders", map[string]any{"status": "x"}, map[string]any{"v": 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		f.publishRow(unknownColumn, true): "has no column(s) nope",
+		f.publishRow(notAllowed, true):    `column "secret" is not in the mapping's allow-list`,
+		f.publishRow(unknownTable, true):  `table "customers" is not mapped`,
+		f.publishRow(wrongKey, true):      `key lacks column "id"`,
+		raw(outbox.EventTypeRowUpsert, `{"format":1,"op":"upsert","table":"orders","key":{"id":4},"row":{"status = 'x'; DROP TABLE replica_orders; --":1},"version":1}`): "invalid SQL identifier",
+		raw(outbox.EventTypeRowUpsert, `{not json`): "invalid row-sync event",
+		raw("order.created", `{}`):                  `event type "order.created" is not a row-sync event`,
+		raw(outbox.EventTypeRowDelete, `{"format":1,"op":"upsert","table":"orders","key":{"id":4},"row":{"v":1},"version":1}`): "does not match event type",
+	}
+	parked := f.waitParked(len(want), 20*time.Second)
+	for id, reason := range want {
+		d, ok := parked[id]
+		if !ok {
+			t.Errorf("event expecting %q was not parked", reason)
+			continue
+		}
+		if got, _ := d.Headers[HeaderError].(string); !strings.Contains(got, reason) {
+			t.Errorf("parked with reason %q, want it to mention %q", got, reason)
+		}
+		if d.Headers[HeaderAttempts] != int64(1) {
+			t.Errorf("reason %q: parked after %v attempts, want 1 (no retries for bad events)", reason, d.Headers[HeaderAttempts])
+		}
+	}
+	f.waitInbox(1)
+	if _, v, ok := f.replicaRow(2); !ok || v != 1 {
+		t.Errorf("the good event %s was not applied", good)
+	}
+	var rows int
+	if err := f.db.DB.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM replica_orders").Scan(&rows); err != nil || rows != 1 {
+		t.Errorf("replica_orders holds %d rows (%v), want only the good one", rows, err)
+	}
+}
+
+func TestRowSyncConfigValidate(t *testing.T) {
+	t.Parallel()
+	_, err := NewRowSync(RowSyncConfig{Tables: []TableMapping{
+		{Source: "a`b", KeyColumns: []string{"id"}},
+		{Source: "x", Target: "y z"},
+		{Source: "x", KeyColumns: []string{"id;"}},
+	}})
+	if err == nil {
+		t.Fatal("invalid mappings accepted")
+	}
+	for _, want := range []string{"tables[0].source", "tables[1].target", "tables[1].key_columns", "mapped twice", "tables[2]: column"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}
+
+// Many new rows applied by parallel lanes: the version bookkeeping must not make concurrent
+// transactions deadlock (which would send events around the retry tiers).
+func TestRowSyncParallelNewRows(t *testing.T) {
+	t.Parallel()
+	f, metrics := rowSyncFixture(t, 8)
+	const rows = 300
+	for id := 1; id <= rows; id++ {
+		f.publishRow(upsert(t, id, 1), true)
+	}
+	f.waitInbox(rows)
+	var n int
+	if err := f.db.DB.QueryRow("SELECT COUNT(*) FROM replica_orders").Scan(&n); err != nil || n != rows {
+		t.Fatalf("replica holds %d rows (%v), want %d", n, err, rows)
+	}
+	if r := metrics.get(&metrics.retried); r != 0 {
+		t.Errorf("%d events were retried; want none (lock conflicts between lanes?)", r)
+	}
+}
+
+// Composite keys, NULLs, times, JSON values and exact big numbers reach the target unchanged;
+// the table name is a reserved word, so this also shows identifiers are quoted.
+func TestRowSyncValues(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	if _, err := f.db.DB.Exec("CREATE TABLE `lines` (" + `
+		tenant VARCHAR(20) NOT NULL, line_no INT NOT NULL, note VARCHAR(50) NULL, at DATETIME(6) NOT NULL,
+		amount DECIMAL(30,10) NOT NULL, big BIGINT UNSIGNED NOT NULL, attrs JSON NULL, flag BOOLEAN NOT NULL,
+		PRIMARY KEY (tenant, line_no))`); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := NewRowSync(RowSyncConfig{Tables: []TableMapping{{Source: "lines", KeyColumns: []string{"tenant", "line_no"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.start(f.db.DB, f.config(rs.Handle))
+	at := time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+	m, err := outbox.RowUpsert("lines", map[string]any{"tenant": "acme", "line_no": 3}, map[string]any{
+		"note": nil, "at": at, "amount": "12345678901234567890.0123456789", "big": uint64(18446744073709551615),
+		"attrs": map[string]any{"a": []int{1, 2}}, "flag": true}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publishRow(m, true)
+	f.waitInbox(1)
+	var note sql.NullString
+	var gotAt time.Time
+	var amount, big, attrs string
+	var flag bool
+	if err := f.db.DB.QueryRow("SELECT note, at, amount, big, attrs, flag FROM `lines` WHERE tenant = 'acme' AND line_no = 3").
+		Scan(&note, &gotAt, &amount, &big, &attrs, &flag); err != nil {
+		t.Fatal(err)
+	}
+	if note.Valid || !gotAt.Equal(at) || amount != "12345678901234567890.0123456789" || big != "18446744073709551615" ||
+		strings.ReplaceAll(attrs, " ", "") != `{"a":[1,2]}` || !flag {
+		t.Errorf("row = note %v, at %v, amount %s, big %s, attrs %s, flag %v", note, gotAt, amount, big, attrs, flag)
+	}
+}

@@ -1,0 +1,193 @@
+package subscriber
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
+	"github.com/syncworker/syncworker/internal/naming"
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// Subscriber consumes one queue and applies its messages to db exactly once per consumer name.
+type Subscriber struct {
+	cfg         Config
+	db          *sql.DB
+	log         *zap.Logger
+	retryQueues []string // naming.RetryQueue for each of cfg.RetryDelays
+	parkingLot  string
+	inboxInsert string
+
+	// testHookAfterCommit, when set by a test, runs after a batch committed and before its acks.
+	testHookAfterCommit func()
+}
+
+// New checks cfg and returns a Subscriber on db, which must hold syncworker's tables
+// (outbox.Migrate) and the handler's tables.
+func New(db *sql.DB, cfg Config) (*Subscriber, error) {
+	cfg.setDefaults()
+	var errs []error
+	if db == nil {
+		errs = append(errs, errors.New("db is required"))
+	}
+	if err := cfg.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("subscriber: invalid config: %w", err)
+	}
+	s := &Subscriber{
+		cfg:        cfg,
+		db:         db,
+		log:        cfg.Logger.With(zap.String("queue", cfg.Queue), zap.String("consumer", cfg.ConsumerName)),
+		parkingLot: naming.ParkingLot(cfg.Queue),
+		inboxInsert: "INSERT IGNORE INTO " + outbox.QuoteIdentifier(cfg.Tables.Inbox) +
+			" (consumer, message_id) VALUES (?, ?)",
+	}
+	for _, d := range cfg.RetryDelays {
+		s.retryQueues = append(s.retryQueues, naming.RetryQueue(cfg.Queue, d))
+	}
+	return s, nil
+}
+
+// Run consumes until ctx is cancelled, reconnecting to the broker with backoff whenever the
+// connection is lost. On cancel it stops taking deliveries, lets in-flight batches finish
+// (at most StopTimeout), hands back the rest unacked, and returns nil.
+func (s *Subscriber) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if s.cfg.InboxCleanInterval > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.cleanLoop(ctx)
+		}()
+	}
+	defer wg.Wait()
+
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 100 * time.Millisecond
+	b.MaxInterval = 10 * time.Second
+	b.MaxElapsedTime = 0
+	b.Reset() // NewExponentialBackOff started from its own 500ms initial interval
+	for {
+		started := time.Now()
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			b.Reset()
+		}
+		wait := b.NextBackOff()
+		s.log.Warn("consumer session ended; reconnecting", zap.Error(err), zap.Duration("retry_in", wait))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// session is one broker connection: a consuming channel, a publishing channel for moves, and
+// Concurrency lanes.
+type session struct {
+	mover *mover
+}
+
+func (s *Subscriber) session(ctx context.Context) error {
+	conn, err := amqpx.DialRetry(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, TLS: s.cfg.AMQPTLS, Name: s.cfg.ConnectionName}, s.log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	pubCh, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open publishing channel: %w", err)
+	}
+	mv, err := newMover(pubCh, s.cfg.BatchSize)
+	if err != nil {
+		return err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("open consuming channel: %w", err)
+	}
+	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
+		return fmt.Errorf("set prefetch: %w", err)
+	}
+	tag := fmt.Sprintf("%.200s.%d", s.cfg.ConsumerName, time.Now().UnixNano()) // within 255 bytes
+	deliveries, err := ch.Consume(s.cfg.Queue, tag, false, false, false, false, nil)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", s.cfg.Queue, err)
+	}
+	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	s.log.Info("consuming", zap.Int("concurrency", s.cfg.Concurrency), zap.Int("prefetch", s.cfg.Prefetch),
+		zap.Int("batch_size", s.cfg.BatchSize))
+
+	// Work outlives ctx by up to StopTimeout, so a stop lets in-flight batches commit and ack.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	sess := &session{mover: mv}
+	fatal := make(chan error, s.cfg.Concurrency)
+	lanes := make([]*laneQueue, s.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = newLaneQueue()
+		wg.Add(1)
+		go func(q *laneQueue) {
+			defer wg.Done()
+			if err := s.lane(workCtx, sess, q); err != nil {
+				fatal <- err
+			}
+		}(lanes[i])
+	}
+
+	var result error
+dispatch:
+	for {
+		select {
+		case <-ctx.Done():
+			// Stop new deliveries; ones already sent to us stay unacked and go back on close.
+			// Not waited for: on a stalled connection it would block, and closing the
+			// connection cancels the consumer anyway.
+			go ch.Cancel(tag, false) //nolint:errcheck // see above
+			break dispatch
+		case err := <-fatal:
+			result = err
+			break dispatch
+		case err := <-connClosed:
+			result = fmt.Errorf("connection closed: %v", err)
+			break dispatch
+		case d, ok := <-deliveries:
+			if !ok {
+				result = errors.New("the broker closed the consumer (channel closed or consumer cancelled)")
+				break dispatch
+			}
+			lanes[laneOf(orderKey(&d), len(lanes))].push(d)
+		}
+	}
+	for _, l := range lanes {
+		l.close()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	if result != nil {
+		cancelWork() // the connection is unusable: abandon in-flight work, it will be redelivered
+	}
+	select {
+	case <-done:
+	case <-time.After(s.cfg.StopTimeout):
+		s.log.Warn("in-flight batches did not finish within the stop timeout; handing them back", zap.Duration("stop_timeout", s.cfg.StopTimeout))
+		cancelWork()
+		<-done
+	}
+	return result
+}
