@@ -101,16 +101,6 @@ func (m *connManager) watch(ctx context.Context, closed <-chan *amqp.Error, bloc
 	}
 }
 
-// closeNow drops the connection at once (used to simulate a crash in tests).
-func (m *connManager) closeNow() {
-	m.mu.Lock()
-	conn := m.conn
-	m.mu.Unlock()
-	if conn != nil {
-		conn.Close()
-	}
-}
-
 // channel returns publishing channel i, waiting for the connection and reopening the channel
 // if it died.
 func (m *connManager) channel(ctx context.Context, i int) (*pubChannel, error) {

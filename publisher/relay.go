@@ -127,7 +127,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	// time, then hand the partitions back.
 	if r.crashed.Load() {
 		close(r.hardStop)
-		r.conns.closeNow()
+		closeConn()
 	} else {
 		timer := time.AfterFunc(r.cfg.ShutdownTimeout, func() { close(r.hardStop) })
 		defer timer.Stop()
