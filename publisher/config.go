@@ -74,6 +74,12 @@ type Config struct {
 	MaxScan int
 	// Order is OrderStrict (default) or OrderRelaxed.
 	Order Order
+	// KeyWindow bounds the unconfirmed messages of one partition key in a sweep; 0 (default)
+	// means no bound. Publishing is pipelined, so with no bound a message already in flight
+	// when an earlier one of its key fails reaches the broker before that one (strict order
+	// then publishes it again after it, so the last copy is in order). KeyWindow 1 makes
+	// strict order exact, at the price of one message per key per sweep.
+	KeyWindow int
 	// MaxAttempts is the number of failed publishes after which a row moves to the dead
 	// table. Default 10.
 	MaxAttempts int
@@ -184,6 +190,9 @@ func (c Config) Validate() error {
 		if v <= 0 {
 			bad("%s: %d must be positive", name, v)
 		}
+	}
+	if c.KeyWindow < 0 {
+		bad("KeyWindow: %d is negative", c.KeyWindow)
 	}
 	if c.Partitions > 4096 {
 		bad("Partitions: %d is more than 4096", c.Partitions)

@@ -134,9 +134,11 @@ func (e *env) outboxCount() int {
 // consumer collects what arrives on a queue.
 type consumer struct {
 	mu     sync.Mutex
-	counts map[string]int       // message id -> deliveries
-	byKey  map[string][]int     // partition key -> seq of first deliveries, in arrival order
+	counts map[string]int   // message id -> deliveries
+	byKey  map[string][]int // partition key -> seq of first deliveries, in arrival order
 	last   map[string]amqp.Delivery
+	// onDelivery, if set before messages arrive, is called with each message id (under mu).
+	onDelivery func(id string)
 }
 
 func (e *env) consume(queue string) *consumer {
@@ -161,6 +163,9 @@ func (e *env) consume(queue string) *consumer {
 				c.byKey[key] = append(c.byKey[key], seq)
 			}
 			c.last[d.MessageId] = d
+			if c.onDelivery != nil {
+				c.onDelivery(d.MessageId)
+			}
 			c.mu.Unlock()
 			d.Ack(false)
 		}

@@ -139,6 +139,13 @@ func (p *partition) sweep(ctx context.Context) (int, time.Duration, error) {
 	outcomes := make([]result, len(rows))
 	results := make(chan result, len(rows))
 	failedKeys := map[string]bool{} // keys with a failed row in this batch
+	// In strict order a key whose row is being retried goes one row per sweep until that row
+	// is through, so its later rows are not published again with every retry.
+	serialKeys := map[string]bool{}
+	var perKey map[string]int // publishes per key, when KeyWindow bounds them
+	if cfg.KeyWindow > 0 {
+		perKey = map[string]int{}
+	}
 	sent := 0
 publishing:
 	for i := range rows {
@@ -147,8 +154,9 @@ publishing:
 		if ctx.Err() != nil || !p.leaseValid() || r.conns.waitUnblocked(ctx) != nil {
 			break
 		}
-		if strict && failedKeys[row.PartitionKey] {
-			outcomes[i].outcome = outcomeHeld
+		if (strict && (failedKeys[row.PartitionKey] || serialKeys[row.PartitionKey])) ||
+			(perKey != nil && perKey[row.PartitionKey] >= cfg.KeyWindow) {
+			outcomes[i].outcome = outcomeHeld // untouched: a later sweep publishes it
 			continue
 		}
 		fail := func(reason string) {
@@ -170,6 +178,12 @@ publishing:
 		switch err := pc.publish(ctx, row.Exchange, row.RoutingKey, msg, results, i); {
 		case err == nil:
 			sent++
+			if perKey != nil {
+				perKey[row.PartitionKey]++
+			}
+			if strict && row.Attempts > 0 {
+				serialKeys[row.PartitionKey] = true
+			}
 		case ctx.Err() != nil || pc.isDead():
 			break publishing
 		default:
