@@ -106,19 +106,12 @@ func (e *env) msg(key string, seq int) outbox.Message {
 	}
 }
 
-// write commits msgs in one transaction.
+// write commits msgs in one transaction. It may be called from any goroutine: a failure is
+// reported with Errorf.
 func (e *env) write(msgs ...outbox.Message) {
 	e.t.Helper()
-	tx, err := e.db.DB.Begin()
-	if err != nil {
-		e.t.Fatalf("begin: %v", err)
-	}
-	if err := outbox.Write(context.Background(), tx, msgs...); err != nil {
-		tx.Rollback()
-		e.t.Fatalf("write: %v", err)
-	}
-	if err := tx.Commit(); err != nil {
-		e.t.Fatalf("commit: %v", err)
+	if err := writeTx(e.db.DB, 0, msgs...); err != nil {
+		e.t.Errorf("write: %v", err)
 	}
 }
 
@@ -230,7 +223,7 @@ func (e *env) writeConcurrently(writers, perWriter, keys int, sleep func() time.
 			for i := 0; i < perWriter; i++ {
 				m := e.msg(fmt.Sprintf("key-%d", (w*perWriter+i)%keys), w*perWriter+i)
 				m.ID = outbox.NewID()
-				if err := writeTx(e.db.DB, m, sleep()); err != nil {
+				if err := writeTx(e.db.DB, sleep(), m); err != nil {
 					errs <- err
 					return
 				}
@@ -248,12 +241,13 @@ func (e *env) writeConcurrently(writers, perWriter, keys int, sleep func() time.
 	return ids
 }
 
-func writeTx(db *sql.DB, m outbox.Message, pause time.Duration) error {
+// writeTx writes msgs in one transaction that waits pause between INSERT and COMMIT.
+func writeTx(db *sql.DB, pause time.Duration, msgs ...outbox.Message) error {
 	tx, err := db.Begin()
 	if err != nil {
 		return err
 	}
-	if err := outbox.Write(context.Background(), tx, m); err != nil {
+	if err := outbox.Write(context.Background(), tx, msgs...); err != nil {
 		tx.Rollback()
 		return err
 	}

@@ -30,7 +30,7 @@ func (r *Relay) runLeases(ctx context.Context) {
 				ensured = true
 			}
 		}
-		if ensured && !r.crashed.Load() {
+		if ensured && !r.crashed.Load() && !r.frozen.Load() {
 			r.leaseTick(ctx, group)
 		}
 		select {

@@ -36,6 +36,7 @@ type Relay struct {
 	hardStop chan struct{} // closed when the shutdown wait for confirms is over
 	running  atomic.Bool
 	crashed  atomic.Bool // test hook: stop like a killed process (no settling, no release)
+	frozen   atomic.Bool // test hook: the lease loop does nothing, as in a paused process
 	seen     atomic.Int64
 }
 
