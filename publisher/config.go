@@ -182,13 +182,15 @@ func (c Config) Validate() error {
 	if len(c.Group) > 200 || len(c.MemberID) > 255 {
 		bad("Group (at most 200 bytes) or MemberID (at most 255 bytes) is too long")
 	}
-	positive := map[string]int{
-		"Partitions": c.Partitions, "Channels": c.Channels, "Window": c.Window, "BatchSize": c.BatchSize,
-		"MaxBatchBytes": c.MaxBatchBytes, "MaxScan": c.MaxScan, "MaxAttempts": c.MaxAttempts,
-	}
-	for name, v := range positive {
-		if v <= 0 {
-			bad("%s: %d must be positive", name, v)
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"Partitions", c.Partitions}, {"Channels", c.Channels}, {"Window", c.Window}, {"BatchSize", c.BatchSize},
+		{"MaxBatchBytes", c.MaxBatchBytes}, {"MaxScan", c.MaxScan}, {"MaxAttempts", c.MaxAttempts},
+	} {
+		if f.v <= 0 {
+			bad("%s: %d must be positive", f.name, f.v)
 		}
 	}
 	if c.KeyWindow < 0 {
@@ -200,15 +202,17 @@ func (c Config) Validate() error {
 	if c.MaxScan < c.BatchSize {
 		bad("MaxScan: %d is smaller than BatchSize %d", c.MaxScan, c.BatchSize)
 	}
-	durations := map[string]time.Duration{
-		"RetryInitial": c.RetryInitial, "RetryMax": c.RetryMax, "LeaseTTL": c.LeaseTTL,
-		"RenewInterval": c.RenewInterval, "PollInterval": c.PollInterval, "SafetySweep": c.SafetySweep,
-		"LateCommitWindow": c.LateCommitWindow, "ConfirmTimeout": c.ConfirmTimeout,
-		"ShutdownTimeout": c.ShutdownTimeout,
-	}
-	for name, d := range durations {
-		if d <= 0 {
-			bad("%s: %s must be positive", name, d)
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"RetryInitial", c.RetryInitial}, {"RetryMax", c.RetryMax}, {"LeaseTTL", c.LeaseTTL},
+		{"RenewInterval", c.RenewInterval}, {"PollInterval", c.PollInterval}, {"SafetySweep", c.SafetySweep},
+		{"LateCommitWindow", c.LateCommitWindow}, {"ConfirmTimeout", c.ConfirmTimeout},
+		{"ShutdownTimeout", c.ShutdownTimeout},
+	} {
+		if f.d <= 0 {
+			bad("%s: %s must be positive", f.name, f.d)
 		}
 	}
 	if c.RetryMax < c.RetryInitial {
