@@ -31,7 +31,10 @@ func (r *Relay) runLeases(ctx context.Context) {
 			}
 		}
 		if ensured && !r.crashed.Load() && !r.frozen.Load() {
-			r.leaseTick(ctx, group)
+			// A renewal slower than the lease is worthless; never let a hung connection hold the loop.
+			tickCtx, cancel := context.WithTimeout(ctx, r.cfg.LeaseTTL)
+			r.leaseTick(tickCtx, group)
+			cancel()
 		}
 		select {
 		case <-ctx.Done():

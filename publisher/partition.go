@@ -118,10 +118,12 @@ func (p *partition) sleep(ctx context.Context, d time.Duration) {
 func (p *partition) sweep(ctx context.Context) (int, time.Duration, error) {
 	r := p.r
 	cfg := &r.cfg
-	res, err := r.store.Fetch(ctx, outbox.FetchRequest{
+	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
+	res, err := r.store.Fetch(fetchCtx, outbox.FetchRequest{
 		Lo: p.lo, Hi: p.hi, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
 		Strict: cfg.Order == OrderStrict,
 	})
+	cancel()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -257,7 +259,7 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result) (retryIn
 		}
 	}
 	// Settling must outlive the caller's ctx (shutdown), but not forever.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 	defer cancel()
 	if err := retryDB(ctx, func() error { return r.store.Delete(ctx, done) }); err != nil {
 		r.log.Warn("could not delete published rows; they will be published again", zap.Int("rows", len(done)), zap.Error(err))
@@ -277,6 +279,10 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result) (retryIn
 	cfg.Metrics.Dead(dead)
 	return retryIn
 }
+
+// dbTimeout bounds one database step of a sweep, so a connection that hangs (a network
+// partition without a reset) cannot stall a partition for the kernel's TCP timeout.
+const dbTimeout = 30 * time.Second
 
 // retryDB runs f up to a few times while the database is briefly unavailable.
 func retryDB(ctx context.Context, f func() error) error {

@@ -181,7 +181,9 @@ func (r *Relay) runStats(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		backlog, oldest, err := r.store.Stats(ctx)
+		statsCtx, cancel := context.WithTimeout(ctx, dbTimeout)
+		backlog, oldest, err := r.store.Stats(statsCtx)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("could not sample the outbox backlog", zap.Error(err))

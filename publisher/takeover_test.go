@@ -67,8 +67,8 @@ func TestPausedRelayStopsActing(t *testing.T) {
 	})
 }
 
-// Database connections are cut several times mid-stream: the relay reconnects and every
-// message arrives.
+// Database connections are cut several times mid-stream, then hang for longer than the lease:
+// the relay reconnects and every message arrives.
 func TestDatabaseConnectionCuts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -112,4 +112,18 @@ func TestDatabaseConnectionCuts(t *testing.T) {
 		proxy.Cut()
 	}
 	e.waitAll(c, want, 60*time.Second)
+
+	// A network partition without a reset: queries and renewals hang, leases lapse; after it
+	// heals the relay carries on.
+	proxy.Pause()
+	late := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		m := e.msg("late", i)
+		m.ID = fmt.Sprintf("late-%02d", i)
+		late[m.ID] = true
+		e.write(m)
+	}
+	time.Sleep(2 * cfg.LeaseTTL) // let the leases run out during the partition (the fault under test)
+	proxy.Resume()
+	e.waitAll(c, late, 60*time.Second)
 }

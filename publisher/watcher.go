@@ -29,7 +29,9 @@ func (r *Relay) runWatcher(ctx context.Context) {
 	hinted := map[int64]struct{}{}
 	for {
 		if r.anyIdle() {
-			woke, next, err := r.look(ctx, max(cursor, mark), hinted)
+			lookCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			woke, next, err := r.look(lookCtx, max(cursor, mark), hinted)
+			cancel()
 			cursor = next
 			switch {
 			case err != nil && ctx.Err() == nil:
