@@ -82,4 +82,3 @@ func TestOutboxDeadCommands(t *testing.T) {
 		t.Errorf("empty dead list = %d\n%s", code, out)
 	}
 }
-
