@@ -42,7 +42,15 @@ func newConnManager(dial amqpx.DialConfig, channels, window int, metrics Metrics
 // run dials, waits for the connection to die, and dials again, until ctx ends; then it closes
 // the connection.
 func (m *connManager) run(ctx context.Context) {
+	pause := time.Duration(0) // grows while connections die right after they open
 	for {
+		if pause > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+		}
 		conn, err := amqpx.DialRetry(ctx, m.dial, m.log)
 		if err != nil {
 			return // ctx ended
@@ -56,7 +64,13 @@ func (m *connManager) run(ctx context.Context) {
 		m.mu.Unlock()
 		m.log.Info("connected to the broker")
 
+		opened := time.Now()
 		lost := m.watch(ctx, closed, blocking)
+		if time.Since(opened) < 5*time.Second {
+			pause = min(max(2*pause, 100*time.Millisecond), 10*time.Second)
+		} else {
+			pause = 0
+		}
 
 		m.mu.Lock()
 		m.conn = nil

@@ -197,14 +197,17 @@ publishing:
 	// broker takes longer than ConfirmTimeout, or when shutdown ran out of time.
 	timeout := time.NewTimer(cfg.ConfirmTimeout)
 	defer timeout.Stop()
+	expired, stopping := timeout.C, r.hardStop
 	for got := 0; got < sent; {
 		select {
 		case res := <-results:
 			outcomes[res.idx] = res
 			got++
-		case <-timeout.C:
+		case <-expired:
+			expired, stopping = nil, nil
 			pc.abort(fmt.Errorf("%w: no confirm within %s", errChannelClosed, cfg.ConfirmTimeout))
-		case <-r.hardStop:
+		case <-stopping:
+			expired, stopping = nil, nil
 			pc.abort(fmt.Errorf("%w: shutting down", errChannelClosed))
 		}
 	}
