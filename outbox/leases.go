@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -35,8 +36,7 @@ VALUES (?, ?, NOW(6) + INTERVAL ? MICROSECOND)
 ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`),
 		leave:   tables.expand("DELETE FROM {relay_members} WHERE lease_group = ? AND member = ?"),
 		members: tables.expand("SELECT COUNT(*) FROM {relay_members} WHERE lease_group = ? AND expires_at > NOW(6)"),
-		ensure: tables.expand(`INSERT IGNORE INTO {relay_leases} (lease_group, partition_no, owner, token, expires_at)
-VALUES (?, ?, '', 0, NOW(6))`),
+		ensure: tables.expand(`INSERT IGNORE INTO {relay_leases} (lease_group, partition_no, owner, token, expires_at) VALUES `),
 		renew: tables.expand(`UPDATE {relay_leases} SET expires_at = NOW(6) + INTERVAL ? MICROSECOND
 WHERE lease_group = ? AND owner = ? AND expires_at > NOW(6)`),
 		held: tables.expand(`SELECT partition_no, token FROM {relay_leases}
@@ -76,12 +76,19 @@ func (s *LeaseStore) LiveMembers(ctx context.Context, group string) (int, error)
 	return n, nil
 }
 
-// EnsurePartitions creates the lease rows 0..count-1 of group that do not exist yet.
+// EnsurePartitions creates the lease rows 0..count-1 of group that do not exist yet, in one
+// statement.
 func (s *LeaseStore) EnsurePartitions(ctx context.Context, group string, count int) error {
+	if count <= 0 {
+		return nil
+	}
+	q := s.ensure + strings.TrimSuffix(strings.Repeat("(?, ?, '', 0, NOW(6)),", count), ",")
+	args := make([]any, 0, 2*count)
 	for p := 0; p < count; p++ {
-		if _, err := s.db.ExecContext(ctx, s.ensure, group, p); err != nil {
-			return fmt.Errorf("outbox: create lease row %d: %w", p, err)
-		}
+		args = append(args, group, p)
+	}
+	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("outbox: create %d lease rows: %w", count, err)
 	}
 	return nil
 }
