@@ -36,7 +36,7 @@ VALUES (?, ?, NOW(6) + INTERVAL ? MICROSECOND)
 ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`),
 		leave:   tables.expand("DELETE FROM {relay_members} WHERE lease_group = ? AND member = ?"),
 		members: tables.expand("SELECT COUNT(*) FROM {relay_members} WHERE lease_group = ? AND expires_at > NOW(6)"),
-		ensure: tables.expand(`INSERT IGNORE INTO {relay_leases} (lease_group, partition_no, owner, token, expires_at) VALUES `),
+		ensure:  tables.expand(`INSERT IGNORE INTO {relay_leases} (lease_group, partition_no, owner, token, expires_at) VALUES `),
 		renew: tables.expand(`UPDATE {relay_leases} SET expires_at = NOW(6) + INTERVAL ? MICROSECOND
 WHERE lease_group = ? AND owner = ? AND expires_at > NOW(6)`),
 		held: tables.expand(`SELECT partition_no, token FROM {relay_leases}
