@@ -117,10 +117,11 @@ func TestBrokerConnectionCuts(t *testing.T) {
 		}
 	}()
 	for cut := 1; cut <= 4; cut++ {
-		// Cut once more messages flowed since the last cut, so each cut hits a live stream.
+		// Cut once the relay reconnected and more messages flowed, so each cut hits a live stream.
 		target := cut * total / 6
 		testenv.Eventually(t, 30*time.Second, func() (bool, string) {
-			return c.distinct() >= target, fmt.Sprintf("%d messages arrived before cut %d, want %d", c.distinct(), cut, target)
+			return c.distinct() >= target && proxy.Accepted() >= cut,
+				fmt.Sprintf("%d messages arrived before cut %d, want %d; %d connections", c.distinct(), cut, target, proxy.Accepted())
 		})
 		proxy.Cut()
 	}
