@@ -86,7 +86,7 @@ func TestDatabaseConnectionCuts(t *testing.T) {
 	cfg := e.config()
 	cfg.DB = viaProxy
 	cfg.BatchSize = 50
-	e.start(cfg)
+	run := e.start(cfg)
 	const total = 2000
 	want := map[string]bool{}
 	go func() {
@@ -123,7 +123,9 @@ func TestDatabaseConnectionCuts(t *testing.T) {
 		late[m.ID] = true
 		e.write(m)
 	}
-	time.Sleep(2 * cfg.LeaseTTL) // let the leases run out during the partition (the fault under test)
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return !run.relay.anyLeaseValid(), "the relay still trusts leases it cannot renew"
+	})
 	proxy.Resume()
 	e.waitAll(c, late, 60*time.Second)
 }
