@@ -3,15 +3,17 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
+	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/syncworker/syncworker/internal/amqpx"
 	"github.com/syncworker/syncworker/internal/redact"
+	"github.com/syncworker/syncworker/outbox"
 	"github.com/syncworker/syncworker/publisher"
 )
 
@@ -57,6 +59,9 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	db.SetMaxOpenConns(64)
 	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(time.Minute)
+	if err := checkSchema(ctx, db); err != nil {
+		return err
+	}
 	log := newRelayLogger(env, *debug)
 	defer log.Sync() //nolint:errcheck // best effort on exit
 	cfg.DB = db
@@ -69,6 +74,21 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	log.Info("relay configured", zap.String("mysql", redact.DSN(*dsn)), zap.String("amqp", redact.URL(*url)),
 		zap.String("member", relay.MemberID()))
 	return relay.Run(ctx)
+}
+
+// checkSchema fails fast when the outbox tables were never created: a relay that waits for
+// them would look healthy while nothing can ever be published. An unreachable database is not
+// an error here; the relay keeps retrying it.
+func checkSchema(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	version, err := outbox.SchemaVersion(ctx, db, outbox.Tables{})
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.As(err, &myErr) && myErr.Number == 1146, err == nil && version == 0: // no such table
+		return fmt.Errorf("the syncworker tables do not exist in this database: run 'syncworker migrate' first")
+	}
+	return nil
 }
 
 // newRelayLogger logs human-readable lines to the command's stderr.
