@@ -69,6 +69,14 @@ func (r *Relay) leaseTick(ctx context.Context, group string) {
 		p.stop()
 		delete(r.parts, no)
 	}
+	// A lease held under our name without a sweeper (a restart that kept its MemberID before
+	// the old leases expired) is adopted rather than left to block its partition.
+	for no, token := range held {
+		if _, ok := r.parts[no]; !ok && !r.releasing[no] && no < r.cfg.Partitions {
+			r.log.Info("adopting a partition leased under this relay's name", zap.Int("partition", no))
+			r.startPartition(no, token, validUntil)
+		}
+	}
 	owned := len(r.parts)
 	r.mu.Unlock()
 
@@ -142,6 +150,7 @@ func (r *Relay) releaseExtra(ctx context.Context, group string, n int) {
 		p := r.parts[no]
 		p.stop()
 		delete(r.parts, no)
+		r.releasing[no] = true
 		giving = append(giving, p)
 	}
 	r.mu.Unlock()
@@ -150,6 +159,11 @@ func (r *Relay) releaseExtra(ctx context.Context, group string, n int) {
 		go func() {
 			defer r.wg.Done()
 			<-p.done
+			defer func() {
+				r.mu.Lock()
+				delete(r.releasing, p.no)
+				r.mu.Unlock()
+			}()
 			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err := r.leases.Release(bg, group, r.cfg.MemberID, []int{p.no}); err != nil {

@@ -131,7 +131,9 @@ func (p *partition) sweep(ctx context.Context) (int, time.Duration, error) {
 	if len(rows) == 0 {
 		return 0, res.RetryIn, nil
 	}
-	r.noteSeen(rows[len(rows)-1].ID)
+	for i := range rows {
+		r.noteSeen(rows[i].ID)
+	}
 	pc, err := r.conns.channel(ctx, p.no%cfg.Channels)
 	if err != nil {
 		return 0, 0, nil // ctx ended while waiting for the broker; the rows stay as they are

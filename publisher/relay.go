@@ -30,7 +30,10 @@ type Relay struct {
 
 	mu    sync.Mutex
 	parts map[int]*partition // partitions this relay holds and sweeps
-	wg    sync.WaitGroup     // partition goroutines, including ones being released
+	// releasing holds partitions being handed back: still leased (renewals extend them) but
+	// no longer swept.
+	releasing map[int]bool
+	wg        sync.WaitGroup // partition goroutines, including ones being released
 
 	notifyCh chan struct{}
 	hardStop chan struct{} // closed when the shutdown wait for confirms is over
@@ -59,15 +62,16 @@ func New(cfg Config) (*Relay, error) {
 	}
 	log := cfg.Logger.With(zap.String("relay", cfg.MemberID), zap.String("group", cfg.Group))
 	return &Relay{
-		cfg:      cfg,
-		log:      log,
-		store:    store,
-		leases:   leases,
-		conns:    newConnManager(cfg.AMQP, cfg.Channels, cfg.Window, cfg.Metrics, log),
-		start:    time.Now(),
-		parts:    map[int]*partition{},
-		notifyCh: make(chan struct{}, 1),
-		hardStop: make(chan struct{}),
+		cfg:       cfg,
+		log:       log,
+		store:     store,
+		leases:    leases,
+		conns:     newConnManager(cfg.AMQP, cfg.Channels, cfg.Window, cfg.Metrics, log),
+		start:     time.Now(),
+		parts:     map[int]*partition{},
+		releasing: map[int]bool{},
+		notifyCh:  make(chan struct{}, 1),
+		hardStop:  make(chan struct{}),
 	}, nil
 }
 
