@@ -216,14 +216,15 @@ publishing:
 	if r.crashed.Load() {
 		return sent, 0, nil // a killed process settles nothing
 	}
-	return sent, p.settle(rows, outcomes), nil
+	return sent, p.settle(rows, outcomes, ctx.Err() != nil), nil
 }
 
 // settle deletes the confirmed rows and records the failed ones, in row order so that in
 // strict order a confirmed row after a failed row of its key is held back: it is published
 // again after the failed one, so the last copy the broker sees of each message is in order.
 // It returns the shortest retry delay it scheduled.
-func (p *partition) settle(rows []outbox.PendingRow, outcomes []result) (retryIn time.Duration) {
+// When stopping (shutdown), the database work is bounded by ShutdownTimeout as well.
+func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping bool) (retryIn time.Duration) {
 	r := p.r
 	cfg := &r.cfg
 	strict := cfg.Order == OrderStrict
@@ -264,7 +265,11 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result) (retryIn
 		}
 	}
 	// Settling must outlive the caller's ctx (shutdown), but not forever.
-	ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
+	limit := dbTimeout
+	if stopping {
+		limit = min(limit, cfg.ShutdownTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	if err := retryDB(ctx, func() error { return r.store.Delete(ctx, done) }); err != nil {
 		r.log.Warn("could not delete published rows; they will be published again", zap.Int("rows", len(done)), zap.Error(err))
