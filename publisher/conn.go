@@ -84,7 +84,8 @@ func (m *connManager) run(ctx context.Context) {
 		m.mu.Unlock()
 		m.blocked.Store(false)
 		if !lost {
-			conn.Close()
+			// A deadline, because a broker that stopped reading would block a plain Close.
+			conn.CloseDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // closing anyway
 			return
 		}
 	}

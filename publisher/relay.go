@@ -134,7 +134,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		close(r.hardStop)
 		closeConn()
 	} else {
-		timer := time.AfterFunc(r.cfg.ShutdownTimeout, func() { close(r.hardStop) })
+		// Past the timeout the connection goes too, which also frees a publish stuck in a
+		// TCP write to a broker that stopped reading.
+		timer := time.AfterFunc(r.cfg.ShutdownTimeout, func() {
+			close(r.hardStop)
+			closeConn()
+		})
 		defer timer.Stop()
 	}
 	r.mu.Lock()
