@@ -25,9 +25,12 @@ func init() {
 
 // openDeadStore parses the common flags of the dead commands and opens the store.
 func openDeadStore(env *cliEnv, fs *flag.FlagSet, args []string) (*outbox.DeadStore, func(), error) {
-	dsn := fs.String("dsn", env.getenv("SYNCWORKER_MYSQL_DSN"), "MySQL DSN of the database holding the outbox (env SYNCWORKER_MYSQL_DSN)")
+	dsn := fs.String("dsn", "", "MySQL DSN of the database holding the outbox (env SYNCWORKER_MYSQL_DSN)")
 	if err := parseFlags(fs, args); err != nil {
 		return nil, nil, err
+	}
+	if *dsn == "" { // read after parsing, so --help never prints a password
+		*dsn = env.getenv("SYNCWORKER_MYSQL_DSN")
 	}
 	if *dsn == "" {
 		return nil, nil, fmt.Errorf("--dsn (or SYNCWORKER_MYSQL_DSN) is required")

@@ -23,8 +23,9 @@ func init() {
 
 func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "relay", "[flags]")
-	dsn := fs.String("dsn", env.getenv("SYNCWORKER_MYSQL_DSN"), "MySQL DSN of the database holding the outbox (env SYNCWORKER_MYSQL_DSN)")
-	url := fs.String("amqp-url", env.getenv("SYNCWORKER_AMQP_URL"), "RabbitMQ URL, amqp:// or amqps:// (env SYNCWORKER_AMQP_URL)")
+	// Defaults come from the environment after parsing, so --help never prints a password.
+	dsn := fs.String("dsn", "", "MySQL DSN of the database holding the outbox (env SYNCWORKER_MYSQL_DSN)")
+	url := fs.String("amqp-url", "", "RabbitMQ URL, amqp:// or amqps:// (env SYNCWORKER_AMQP_URL)")
 	var cfg publisher.Config
 	fs.StringVar(&cfg.Group, "group", "", "name of the group of relays sharing this outbox (default \"default\")")
 	fs.StringVar(&cfg.MemberID, "member-id", "", "this relay's unique name in the group (default host-pid-random)")
@@ -33,6 +34,7 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&cfg.Window, "window", 0, "unconfirmed publishes outstanding per channel (default 512)")
 	fs.IntVar(&cfg.BatchSize, "batch-size", 0, "rows one sweep of a partition publishes (default 500)")
 	order := fs.String("order", "strict", "after a failed message its key's later messages wait (strict) or go ahead (relaxed)")
+	fs.IntVar(&cfg.KeyWindow, "key-window", 0, "unconfirmed messages of one partition key per sweep; 1 makes strict order exact even across failures (default 0: no bound)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", 0, "failed publishes before a row moves to the dead table (default 10)")
 	fs.DurationVar(&cfg.RetryInitial, "retry-initial", 0, "backoff after the first failure, doubling with jitter (default 1s)")
 	fs.DurationVar(&cfg.RetryMax, "retry-max", 0, "longest backoff between attempts (default 5m)")
@@ -43,6 +45,12 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	debug := fs.Bool("debug", false, "log at debug level")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *dsn == "" {
+		*dsn = env.getenv("SYNCWORKER_MYSQL_DSN")
+	}
+	if *url == "" {
+		*url = env.getenv("SYNCWORKER_AMQP_URL")
 	}
 	var err error
 	if cfg.Order, err = publisher.ParseOrder(*order); err != nil {
