@@ -1,0 +1,370 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// RelayStore holds the SQL the relay (package publisher) runs against the outbox: reading a
+// partition, deleting confirmed rows, and the bookkeeping of failed publishes. It is safe for
+// concurrent use.
+//
+// The relay never keeps a "last id" watermark across sweeps: every Fetch reads its partition
+// from the start of its hash range, so a row whose transaction commits after rows with higher
+// ids were already published is found by the next sweep (promise 4).
+type RelayStore struct {
+	db     *sql.DB
+	tables Tables
+
+	fetchFirst, fetchNext string
+	deleteHead            string
+	failHead              string
+	deadInsertHead        string
+	watch                 string
+	stats                 string
+}
+
+// NewRelayStore returns the relay's queries on db for the given table names (empty names take
+// their defaults).
+func NewRelayStore(db *sql.DB, tables Tables) (*RelayStore, error) {
+	if db == nil {
+		return nil, errors.New("outbox: relay store: db is nil")
+	}
+	tables = tables.WithDefaults()
+	if err := tables.Validate(); err != nil {
+		return nil, fmt.Errorf("outbox: relay store: %w", err)
+	}
+	const cols = `id, partition_hash, message_id, exchange_name, routing_key, partition_key, event_type, aggregate_type,
+  content_type, correlation_id, headers, payload, UNIX_TIMESTAMP(created_at), attempts,
+  TIMESTAMPDIFF(MICROSECOND, NOW(6), next_attempt_at)`
+	// Both forms walk ix_partition (partition_hash, id) in order: no filesort, no extra index.
+	fetch := "SELECT " + cols + " FROM {outbox} WHERE partition_hash BETWEEN ? AND ? %s ORDER BY partition_hash, id LIMIT ?"
+	s := &RelayStore{db: db, tables: tables}
+	s.fetchFirst = tables.expand(fmt.Sprintf(fetch, ""))
+	s.fetchNext = tables.expand(fmt.Sprintf(fetch, "AND (partition_hash > ? OR (partition_hash = ? AND id > ?))"))
+	s.deleteHead = tables.expand("DELETE FROM {outbox} WHERE id IN ")
+	s.failHead = tables.expand(`UPDATE {outbox} SET attempts = attempts + 1,
+  next_attempt_at = NOW(6) + INTERVAL ? MICROSECOND, last_error = ? WHERE id IN `)
+	s.deadInsertHead = tables.expand(`INSERT INTO {outbox_dead} (outbox_id, partition_hash, message_id, exchange_name,
+  routing_key, partition_key, event_type, aggregate_type, content_type, correlation_id, headers, payload,
+  created_at, attempts, last_error)
+SELECT id, partition_hash, message_id, exchange_name, routing_key, partition_key, event_type, aggregate_type,
+  content_type, correlation_id, headers, payload, created_at, attempts + 1, ? FROM {outbox} WHERE id IN `)
+	s.watch = tables.expand("SELECT id, partition_hash, next_attempt_at IS NULL FROM {outbox} WHERE id > ? ORDER BY id LIMIT ?")
+	s.stats = tables.expand(`SELECT (SELECT COUNT(*) FROM {outbox}),
+  (SELECT TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6)) FROM {outbox} ORDER BY id LIMIT 1)`)
+	return s, nil
+}
+
+// Tables returns the table names the store uses, defaults filled in.
+func (s *RelayStore) Tables() Tables { return s.tables }
+
+// PendingRow is one outbox row the relay may publish.
+type PendingRow struct {
+	ID            int64
+	MessageID     string
+	Exchange      string // "" is the default exchange
+	RoutingKey    string
+	PartitionKey  string
+	Type          string
+	AggregateType string
+	ContentType   string
+	CorrelationID string
+	Headers       []byte // JSON object as stored by Write, or nil; see DecodeHeaders
+	Payload       []byte
+	CreatedAt     time.Time
+	Attempts      int // failed attempts so far
+}
+
+// FetchRequest says which partition to read and how much.
+type FetchRequest struct {
+	Lo, Hi uint32 // the inclusive partition_hash range, see PartitionRange
+	// Limit is the most rows to return. Required.
+	Limit int
+	// MaxBytes stops adding rows once their payloads reach this many bytes (at least one row
+	// is returned). 0 means no byte limit.
+	MaxBytes int
+	// MaxScan bounds the rows read to find Limit publishable ones. 0 means 10*Limit.
+	MaxScan int
+	// Strict holds back every row whose partition key has an earlier row waiting for its
+	// retry (per-key order). Without it only the waiting rows themselves are skipped.
+	Strict bool
+}
+
+// FetchResult is what one sweep of a partition found.
+type FetchResult struct {
+	Rows []PendingRow // publishable rows in (partition_hash, id) order
+	// RetryIn is the time until the earliest skipped row becomes ready, 0 when no row was
+	// skipped for its retry time.
+	RetryIn time.Duration
+	Scanned int // rows read
+	Blocked int // rows held back behind an earlier row of their key (strict order)
+}
+
+// Fetch reads the publishable rows of one partition from the start of its range. Rows whose
+// next attempt lies in the future are skipped, and in strict mode so are the later rows of
+// their partition keys. Rows of one key share a hash, so they come in id (write) order.
+func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
+	var res FetchResult
+	if req.Limit <= 0 {
+		return res, errors.New("outbox: fetch: limit must be positive")
+	}
+	if req.MaxScan <= 0 {
+		req.MaxScan = 10 * req.Limit
+	}
+	var blocked map[string]struct{}
+	bytes := 0
+	var lastHash uint32
+	var lastID int64
+	for page := 0; ; page++ {
+		var rows *sql.Rows
+		var err error
+		if page == 0 {
+			rows, err = s.db.QueryContext(ctx, s.fetchFirst, req.Lo, req.Hi, req.Limit)
+		} else {
+			rows, err = s.db.QueryContext(ctx, s.fetchNext, req.Lo, req.Hi, lastHash, lastHash, lastID, req.Limit)
+		}
+		if err != nil {
+			return res, fmt.Errorf("outbox: fetch partition [%d, %d]: %w", req.Lo, req.Hi, err)
+		}
+		n := 0
+		full := false
+		for rows.Next() {
+			var r PendingRow
+			var created sql.NullString
+			var waitUS sql.NullInt64
+			var hash uint32
+			if err := rows.Scan(&r.ID, &hash, &r.MessageID, &r.Exchange, &r.RoutingKey, &r.PartitionKey, &r.Type,
+				&r.AggregateType, &r.ContentType, &r.CorrelationID, &r.Headers, &r.Payload, &created,
+				&r.Attempts, &waitUS); err != nil {
+				rows.Close()
+				return res, fmt.Errorf("outbox: fetch: scan row: %w", err)
+			}
+			n++
+			res.Scanned++
+			lastID = r.ID
+			lastHash = hash
+			if waitUS.Valid && waitUS.Int64 > 0 {
+				wait := time.Duration(waitUS.Int64) * time.Microsecond
+				if res.RetryIn == 0 || wait < res.RetryIn {
+					res.RetryIn = wait
+				}
+				if req.Strict {
+					if blocked == nil {
+						blocked = map[string]struct{}{}
+					}
+					blocked[r.PartitionKey] = struct{}{}
+				}
+				continue
+			}
+			if _, ok := blocked[r.PartitionKey]; ok {
+				res.Blocked++
+				continue
+			}
+			r.CreatedAt = parseUnixTime(created.String)
+			res.Rows = append(res.Rows, r)
+			bytes += len(r.Payload)
+			if len(res.Rows) >= req.Limit || (req.MaxBytes > 0 && bytes >= req.MaxBytes) {
+				full = true
+				break
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return res, fmt.Errorf("outbox: fetch partition [%d, %d]: %w", req.Lo, req.Hi, err)
+		}
+		if full || n < req.Limit || res.Scanned >= req.MaxScan {
+			return res, nil
+		}
+	}
+}
+
+// parseUnixTime reads UNIX_TIMESTAMP(...) output such as "1700000000.123456".
+func parseUnixTime(s string) time.Time {
+	sec, frac, _ := strings.Cut(s, ".")
+	secs, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	var nanos int64
+	if frac != "" {
+		frac = (frac + "000000000")[:9]
+		nanos, _ = strconv.ParseInt(frac, 10, 64)
+	}
+	return time.Unix(secs, nanos)
+}
+
+// Delete removes rows the broker confirmed, with one statement per chunk of ids.
+func (s *RelayStore) Delete(ctx context.Context, ids []int64) error {
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxIDsPerStatement)]
+		ids = ids[len(chunk):]
+		q, args := inList(s.deleteHead, chunk)
+		if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("outbox: delete %d published rows: %w", len(chunk), err)
+		}
+	}
+	return nil
+}
+
+// Failure is one failed publish of a row.
+type Failure struct {
+	ID    int64
+	Error string // why it failed, stored as last_error (cut to 1024 bytes)
+	// Dead moves the row to the dead table instead of scheduling another attempt.
+	Dead bool
+	// Delay until the next attempt, for rows that are not dead.
+	Delay time.Duration
+}
+
+// RecordFailures counts a failed attempt on each row: rows that stay get their next attempt
+// scheduled after Delay, dead rows move to the dead table with their last error, each group in
+// one statement (dead rows in one transaction). Rows already gone (published by another relay)
+// are ignored.
+func (s *RelayStore) RecordFailures(ctx context.Context, failures []Failure) error {
+	type group struct {
+		delay time.Duration
+		err   string
+	}
+	retry := map[group][]int64{}
+	dead := map[string][]int64{}
+	var order []group
+	var deadOrder []string
+	for _, f := range failures {
+		msg := truncateError(f.Error)
+		if f.Dead {
+			if _, ok := dead[msg]; !ok {
+				deadOrder = append(deadOrder, msg)
+			}
+			dead[msg] = append(dead[msg], f.ID)
+			continue
+		}
+		g := group{f.Delay, msg}
+		if _, ok := retry[g]; !ok {
+			order = append(order, g)
+		}
+		retry[g] = append(retry[g], f.ID)
+	}
+	for _, g := range order {
+		ids := retry[g]
+		for len(ids) > 0 {
+			chunk := ids[:min(len(ids), maxIDsPerStatement)]
+			ids = ids[len(chunk):]
+			q, args := inList(s.failHead, chunk, g.delay.Microseconds(), g.err)
+			if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("outbox: record %d failed publishes: %w", len(chunk), err)
+			}
+		}
+	}
+	for _, msg := range deadOrder {
+		if err := s.moveDead(ctx, dead[msg], msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveDead copies rows to the dead table and deletes them from the outbox in one transaction.
+func (s *RelayStore) moveDead(ctx context.Context, ids []int64, lastError string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("outbox: move %d rows to %s: %w", len(ids), s.tables.Dead, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), maxIDsPerStatement)]
+		ids = ids[len(chunk):]
+		q, args := inList(s.deadInsertHead, chunk, lastError)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("outbox: copy %d rows to %s: %w", len(chunk), s.tables.Dead, err)
+		}
+		q, args = inList(s.deleteHead, chunk)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("outbox: delete %d dead rows from %s: %w", len(chunk), s.tables.Outbox, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("outbox: move rows to %s: commit: %w", s.tables.Dead, err)
+	}
+	return nil
+}
+
+// NewRow is a row the relay's watcher saw: enough to know which partition has work.
+type NewRow struct {
+	ID            int64
+	PartitionHash uint32
+	Ready         bool // never failed (rows waiting for a retry are not news)
+}
+
+// Watch returns up to limit rows with ids above afterID, in id order. It walks the primary key
+// from afterID and reads at most limit rows, so when nothing is new it costs one index probe.
+// The relay uses it only as a hint of which partitions to sweep, never to decide what to
+// publish.
+func (s *RelayStore) Watch(ctx context.Context, afterID int64, limit int) ([]NewRow, error) {
+	rows, err := s.db.QueryContext(ctx, s.watch, afterID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: watch for new rows: %w", err)
+	}
+	defer rows.Close()
+	var out []NewRow
+	for rows.Next() {
+		var r NewRow
+		if err := rows.Scan(&r.ID, &r.PartitionHash, &r.Ready); err != nil {
+			return nil, fmt.Errorf("outbox: watch: scan: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: watch for new rows: %w", err)
+	}
+	return out, nil
+}
+
+// Stats returns the number of rows in the outbox and the age of the oldest (lowest id) one,
+// 0 when it is empty. Counting reads the whole table: call it every few seconds, not per sweep.
+func (s *RelayStore) Stats(ctx context.Context) (backlog int64, oldest time.Duration, err error) {
+	var ageUS sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, s.stats).Scan(&backlog, &ageUS); err != nil {
+		return 0, 0, fmt.Errorf("outbox: read backlog: %w", err)
+	}
+	if ageUS.Valid && ageUS.Int64 > 0 {
+		oldest = time.Duration(ageUS.Int64) * time.Microsecond
+	}
+	return backlog, oldest, nil
+}
+
+// maxIDsPerStatement keeps id lists well below the placeholder limit and packet sizes.
+const maxIDsPerStatement = 1000
+
+// inList returns head + "(?,?,...)" and the arguments: first the leading args, then the ids.
+func inList(head string, ids []int64, leading ...any) (string, []any) {
+	var b strings.Builder
+	b.Grow(len(head) + 2*len(ids) + 2)
+	b.WriteString(head)
+	b.WriteByte('(')
+	args := make([]any, 0, len(leading)+len(ids))
+	args = append(args, leading...)
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('?')
+		args = append(args, id)
+	}
+	b.WriteByte(')')
+	return b.String(), args
+}
+
+// truncateError cuts an error text to the last_error column's 1024 bytes.
+func truncateError(s string) string {
+	if len(s) > 1024 {
+		return s[:1021] + "..."
+	}
+	return s
+}

@@ -1,0 +1,218 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
+)
+
+// connManager keeps one broker connection up: it redials with backoff after a loss, opens
+// the publishing channels lazily, tracks connection.blocked (flow control) and which
+// exchanges are known to exist.
+type connManager struct {
+	dial    amqpx.DialConfig
+	window  int
+	metrics Metrics
+	log     *zap.Logger
+
+	mu    sync.Mutex
+	conn  *amqp.Connection
+	up    chan struct{} // closed while conn is usable; replaced after a loss
+	chans []*pubChannel
+	known map[string]bool // exchanges seen to exist on this connection
+
+	blocked atomic.Bool
+}
+
+func newConnManager(dial amqpx.DialConfig, channels, window int, metrics Metrics, log *zap.Logger) *connManager {
+	return &connManager{
+		dial: dial, window: window, metrics: metrics, log: log,
+		up: make(chan struct{}), chans: make([]*pubChannel, channels), known: map[string]bool{},
+	}
+}
+
+// run dials, waits for the connection to die, and dials again, until ctx ends; then it closes
+// the connection.
+func (m *connManager) run(ctx context.Context) {
+	pause := time.Duration(0) // grows while connections die right after they open
+	for {
+		if pause > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
+			}
+		}
+		conn, err := amqpx.DialRetry(ctx, m.dial, m.log)
+		if err != nil {
+			return // ctx ended
+		}
+		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+		blocking := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+		m.mu.Lock()
+		m.conn = conn
+		m.known = map[string]bool{}
+		close(m.up)
+		m.mu.Unlock()
+		m.log.Info("connected to the broker")
+
+		opened := time.Now()
+		lost := m.watch(ctx, closed, blocking)
+		if time.Since(opened) < 5*time.Second {
+			pause = min(max(2*pause, 100*time.Millisecond), 10*time.Second)
+		} else {
+			pause = 0
+		}
+
+		m.mu.Lock()
+		m.conn = nil
+		m.up = make(chan struct{})
+		for i, pc := range m.chans {
+			if pc != nil {
+				pc.fail(fmt.Errorf("%w: connection lost", errChannelClosed))
+				m.chans[i] = nil
+			}
+		}
+		m.mu.Unlock()
+		m.blocked.Store(false)
+		if !lost {
+			// A deadline, because a broker that stopped reading would block a plain Close.
+			conn.CloseDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // closing anyway
+			return
+		}
+	}
+}
+
+// watch follows the connection's notifications; it returns true when the connection was lost
+// and false when ctx ended.
+func (m *connManager) watch(ctx context.Context, closed <-chan *amqp.Error, blocking <-chan amqp.Blocking) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case b, ok := <-blocking:
+			if ok {
+				m.blocked.Store(b.Active)
+				if b.Active {
+					m.log.Warn("broker blocked publishing (flow control); pausing", zap.String("reason", b.Reason))
+				} else {
+					m.log.Info("broker unblocked publishing")
+				}
+			} else {
+				blocking = nil
+			}
+		case err := <-closed:
+			m.log.Warn("broker connection lost; reconnecting", zap.Error(err))
+			return true
+		}
+	}
+}
+
+// channel returns publishing channel i, waiting for the connection and reopening the channel
+// if it died.
+func (m *connManager) channel(ctx context.Context, i int) (*pubChannel, error) {
+	wait := 50 * time.Millisecond
+	for {
+		m.mu.Lock()
+		if m.conn != nil && !m.conn.IsClosed() {
+			if pc := m.chans[i]; pc != nil && !pc.isDead() {
+				m.mu.Unlock()
+				return pc, nil
+			}
+			pc, err := openPubChannel(m.conn, m.window, m.metrics, m.channelClosed)
+			if err == nil {
+				m.chans[i] = pc
+				m.mu.Unlock()
+				return pc, nil
+			}
+			m.mu.Unlock()
+			m.log.Warn("cannot open a publishing channel; retrying", zap.Error(err), zap.Duration("retry_in", wait))
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+			continue
+		}
+		up := m.up
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-up:
+		}
+	}
+}
+
+// channelClosed forgets the known exchanges when the broker closed a channel with 404: a
+// known exchange was deleted.
+func (m *connManager) channelClosed(reason *amqp.Error) {
+	if reason != nil && reason.Code == amqp.NotFound {
+		m.mu.Lock()
+		m.known = map[string]bool{}
+		m.mu.Unlock()
+	}
+}
+
+// waitUnblocked returns once the broker no longer applies flow control to the connection.
+func (m *connManager) waitUnblocked(ctx context.Context) error {
+	for m.blocked.Load() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// errNoExchange says a row names an exchange the broker does not have.
+var errNoExchange = errors.New("exchange does not exist")
+
+// checkExchange returns errNoExchange when the broker has no exchange called name. Publishing
+// to a missing exchange would close the channel and fail every other publish outstanding on
+// it, so each exchange is checked once per connection on a throw-away channel.
+func (m *connManager) checkExchange(name string) error {
+	if name == "" {
+		return nil
+	}
+	m.mu.Lock()
+	conn, ok := m.conn, m.known[name]
+	m.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if conn == nil {
+		return fmt.Errorf("%w: connection lost", errChannelClosed)
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("%w: open channel: %v", errChannelClosed, err)
+	}
+	err = ch.ExchangeDeclarePassive(name, amqp.ExchangeDirect, true, false, false, false, nil)
+	var amqpErr *amqp.Error
+	switch {
+	case err == nil:
+		ch.Close()
+		m.mu.Lock()
+		if m.conn == conn {
+			m.known[name] = true
+		}
+		m.mu.Unlock()
+		return nil
+	case errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound:
+		return fmt.Errorf("%w: %q", errNoExchange, name)
+	default:
+		ch.Close()
+		return fmt.Errorf("%w: check exchange %q: %v", errChannelClosed, name, err)
+	}
+}

@@ -1,0 +1,161 @@
+package publisher
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncworker/syncworker/internal/testenv"
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// deadRows returns the dead messages.
+func (e *env) deadRows() []outbox.DeadMessage {
+	e.t.Helper()
+	store, err := outbox.NewDeadStore(e.db.DB, outbox.Tables{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dead, err := store.List(context.Background(), 0, 100)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return dead
+}
+
+// An unroutable message is retried with backoff, then dead with the reason; dead retry brings
+// it back once it can be routed.
+func TestUnroutableGoesDeadAndRetryBringsItBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	exchange := e.broker.Name("nobody-bound")
+	ch := e.broker.Channel()
+	if err := ch.ExchangeDeclare(exchange, "direct", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	missing := e.broker.Name("no-such-exchange")
+	cfg := e.config()
+	cfg.MaxAttempts = 3
+	run := e.start(cfg)
+
+	unroutable := outbox.Message{ID: "unroutable-1", Exchange: exchange, RoutingKey: "rk", Payload: []byte("{}")}
+	noExchange := outbox.Message{ID: "no-exchange-1", Exchange: missing, RoutingKey: "rk", Payload: []byte("{}")}
+	e.write(unroutable, noExchange)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		dead := e.deadRows()
+		return len(dead) == 2 && e.outboxCount() == 0, fmt.Sprintf("%d dead, %d in the outbox", len(dead), e.outboxCount())
+	})
+	for _, d := range e.deadRows() {
+		if d.Attempts != 3 {
+			t.Errorf("%s died after %d attempts, want 3", d.MessageID, d.Attempts)
+		}
+		want := map[string]string{"unroutable-1": "NO_ROUTE", "no-exchange-1": "exchange does not exist"}[d.MessageID]
+		if !strings.Contains(d.LastError, want) {
+			t.Errorf("%s: last error %q, want it to mention %q", d.MessageID, d.LastError, want)
+		}
+		if d.DiedAt.Sub(d.CreatedAt) < cfg.RetryInitial/2 {
+			t.Errorf("%s died %s after it was written: no backoff between attempts", d.MessageID, d.DiedAt.Sub(d.CreatedAt))
+		}
+	}
+	// The relay must have stayed healthy for other messages meanwhile.
+	c := e.consume(e.queue)
+	ok := e.msg("k", 1)
+	ok.ID = "routable-1"
+	e.write(ok)
+	e.waitAll(c, map[string]bool{"routable-1": true}, 30*time.Second)
+
+	// Make the unroutable message routable and retry it.
+	if err := ch.QueueBind(e.queue, "rk", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	store, _ := outbox.NewDeadStore(e.db.DB, outbox.Tables{})
+	var retryID int64
+	for _, d := range e.deadRows() {
+		if d.MessageID == "unroutable-1" {
+			retryID = d.ID
+		}
+	}
+	n, err := store.Retry(context.Background(), []int64{retryID})
+	if err != nil || n != 1 {
+		t.Fatalf("Retry = %d, %v; want 1 row", n, err)
+	}
+	run.relay.Notify()
+	e.waitAll(c, map[string]bool{"unroutable-1": true}, 30*time.Second)
+	if dead := e.deadRows(); len(dead) != 1 || dead[0].MessageID != "no-exchange-1" {
+		t.Errorf("dead after retry: %+v, want only no-exchange-1", dead)
+	}
+}
+
+// In strict order a failing message holds back the later messages of its key until it is
+// dead; in relaxed order they go ahead while it waits.
+func TestOrderModesAfterAFailure(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []struct {
+		name      string
+		order     Order
+		keyWindow int
+	}{{"strict-exact", OrderStrict, 1}, {"strict", OrderStrict, 0}, {"relaxed", OrderRelaxed, 0}} {
+		order := mode.order
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			exchange := e.broker.Name("nobody-bound")
+			if err := e.broker.Channel().ExchangeDeclare(exchange, "direct", true, false, false, false, nil); err != nil {
+				t.Fatal(err)
+			}
+			cfg := e.config()
+			cfg.Order = order
+			cfg.KeyWindow = mode.keyWindow
+			cfg.MaxAttempts = 4
+			if order == OrderRelaxed {
+				cfg.MaxAttempts = 1000 // never dies during the test
+			}
+			c := e.consume(e.queue)
+			// For each delivery of "second", whether "first" was dead when it arrived.
+			var afterDeath []bool
+			c.onDelivery = func(id string) {
+				if id == "second" {
+					afterDeath = append(afterDeath, len(e.deadRows()) > 0)
+				}
+			}
+			e.start(cfg)
+			first := outbox.Message{ID: "first", Exchange: exchange, RoutingKey: "rk", PartitionKey: "K", Payload: []byte("{}")}
+			second := e.msg("K", 2)
+			second.ID = "second"
+			other := e.msg("other", 1)
+			other.ID = "other-key"
+			e.write(first, second, other) // one commit: one sweep sees them together
+
+			if order == OrderRelaxed {
+				testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+					return c.distinct() == 2, fmt.Sprintf("%d of 2 messages arrived", c.distinct())
+				})
+				if len(e.deadRows()) != 0 {
+					t.Errorf("the failing message went dead; it should still be retrying")
+				}
+				return
+			}
+			// Strict: "second" is (re)published once "first" is dead. With KeyWindow 1 it never
+			// reaches the broker before; without, a copy may have been in flight already.
+			testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				n := len(afterDeath)
+				return n > 0 && afterDeath[n-1], fmt.Sprintf("deliveries of second (after first died?): %v", afterDeath)
+			})
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if mode.keyWindow == 1 && (len(afterDeath) != 1 || !afterDeath[0]) {
+				t.Errorf("deliveries of second (after first died?): %v, want one, after", afterDeath)
+			}
+			if len(afterDeath) > 2 {
+				t.Errorf("second arrived %d times, want at most twice (in flight once, then after first)", len(afterDeath))
+			}
+			if c.counts["other-key"] == 0 {
+				t.Errorf("a message of another key was held back")
+			}
+		})
+	}
+}

@@ -1,0 +1,31 @@
+package publisher
+
+import "time"
+
+// Metrics receives the relay's counters and histograms. The operations side implements it
+// (Prometheus in cmd/syncworker); the default discards everything. Implementations must be
+// safe for concurrent use and cheap: they are called on the publishing path.
+type Metrics interface {
+	Published(n int)                  // rows confirmed by the broker and deleted
+	Returned(n int)                   // publishes returned as unroutable (basic.return)
+	Nacked(n int)                     // publishes the broker nacked
+	Retried(n int)                    // failed rows scheduled for another attempt
+	Dead(n int)                       // rows moved to the dead table
+	BatchSize(n int)                  // rows published by one sweep of a partition
+	ConfirmLatency(d time.Duration)   // publish to confirm, per message
+	Backlog(n int64)                  // rows in the outbox (sampled every StatsInterval)
+	OldestPendingAge(d time.Duration) // age of the oldest row (sampled every StatsInterval)
+}
+
+// NopMetrics discards every measurement.
+type NopMetrics struct{}
+
+func (NopMetrics) Published(int)                  {}
+func (NopMetrics) Returned(int)                   {}
+func (NopMetrics) Nacked(int)                     {}
+func (NopMetrics) Retried(int)                    {}
+func (NopMetrics) Dead(int)                       {}
+func (NopMetrics) BatchSize(int)                  {}
+func (NopMetrics) ConfirmLatency(time.Duration)   {}
+func (NopMetrics) Backlog(int64)                  {}
+func (NopMetrics) OldestPendingAge(time.Duration) {}

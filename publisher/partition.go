@@ -1,0 +1,313 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// partition is one leased hash range and the goroutine that sweeps it. Sweeps of a partition
+// run one after the other: a sweep publishes a batch, waits for its confirms and settles its
+// rows before the next one reads the partition again from the start of its range. So no row is
+// read twice while in flight, no watermark can pass a row that commits late, and the rows of
+// a key go out in id order.
+type partition struct {
+	r      *Relay
+	no     int
+	lo, hi uint32
+	token  uint64
+
+	validUntil atomic.Int64 // ns since r.start; past it the lease may have expired
+	idle       atomic.Bool  // waiting for work, so the watcher may wake it
+	wake       chan struct{}
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+// startPartition starts sweeping partition no under the lease with token, valid until
+// validUntil (ns since r.start). The caller holds r.mu.
+func (r *Relay) startPartition(no int, token uint64, validUntil int64) *partition {
+	lo, hi := outbox.PartitionRange(no, r.cfg.Partitions)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &partition{r: r, no: no, lo: lo, hi: hi, token: token, wake: make(chan struct{}, 1),
+		cancel: cancel, done: make(chan struct{})}
+	p.validUntil.Store(validUntil)
+	r.parts[no] = p
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(p.done)
+		p.run(ctx)
+	}()
+	return p
+}
+
+// stop makes the partition stop publishing; it finishes settling what is in flight.
+func (p *partition) stop() { p.cancel() }
+
+func (p *partition) wakeUp() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// leaseValid reports whether the lease is certainly still ours by our own clock. A relay that
+// was paused (GC, SIGSTOP) past its lease finds this false before it publishes again.
+func (p *partition) leaseValid() bool {
+	return int64(time.Since(p.r.start)) < p.validUntil.Load()
+}
+
+func (p *partition) run(ctx context.Context) {
+	log := p.r.log.With(zap.Int("partition", p.no))
+	errWait := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		if !p.leaseValid() {
+			// Not renewed in time (database trouble, or we were paused): act only after the lease
+			// loop renews it, or stops us.
+			p.sleep(ctx, 10*time.Millisecond)
+			continue
+		}
+		published, retryIn, err := p.sweep(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Warn("sweep failed; retrying", zap.Error(err), zap.Duration("retry_in", errWait))
+			p.sleep(ctx, errWait)
+			errWait = min(2*errWait, 5*time.Second)
+			continue
+		}
+		errWait = 50 * time.Millisecond
+		if published > 0 {
+			continue // busy: sweep again at once
+		}
+		wait := p.r.cfg.SafetySweep
+		if retryIn > 0 && retryIn < wait {
+			wait = retryIn + time.Millisecond
+		}
+		p.idle.Store(true)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+		case <-t.C:
+		}
+		t.Stop()
+		p.idle.Store(false)
+	}
+}
+
+func (p *partition) sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// sweep publishes one batch of the partition and settles it. It returns how many rows it
+// published (confirmed or not) and when the earliest waiting row becomes ready.
+func (p *partition) sweep(ctx context.Context) (int, time.Duration, error) {
+	r := p.r
+	cfg := &r.cfg
+	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
+	res, err := r.store.Fetch(fetchCtx, outbox.FetchRequest{
+		Lo: p.lo, Hi: p.hi, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
+		Strict: cfg.Order == OrderStrict,
+	})
+	cancel()
+	if err != nil {
+		return 0, 0, err
+	}
+	rows := res.Rows
+	if len(rows) == 0 {
+		return 0, res.RetryIn, nil
+	}
+	for i := range rows {
+		r.noteSeen(rows[i].ID)
+	}
+	pc, err := r.conns.channel(ctx, p.no%cfg.Channels)
+	if err != nil {
+		return 0, 0, nil // ctx ended while waiting for the broker; the rows stay as they are
+	}
+
+	strict := cfg.Order == OrderStrict
+	outcomes := make([]result, len(rows))
+	results := make(chan result, len(rows))
+	failedKeys := map[string]bool{} // keys with a failed row in this batch
+	// In strict order a key whose row is being retried goes one row per sweep until that row
+	// is through, so its later rows are not published again with every retry.
+	serialKeys := map[string]bool{}
+	var perKey map[string]int // publishes per key, when KeyWindow bounds them
+	if cfg.KeyWindow > 0 {
+		perKey = map[string]int{}
+	}
+	sent := 0
+publishing:
+	for i := range rows {
+		row := &rows[i]
+		outcomes[i].idx = i
+		if ctx.Err() != nil || !p.leaseValid() || r.conns.waitUnblocked(ctx) != nil {
+			break
+		}
+		if (strict && (failedKeys[row.PartitionKey] || serialKeys[row.PartitionKey])) ||
+			(perKey != nil && perKey[row.PartitionKey] >= cfg.KeyWindow) {
+			outcomes[i].outcome = outcomeHeld // untouched: a later sweep publishes it
+			continue
+		}
+		fail := func(reason string) {
+			outcomes[i].outcome, outcomes[i].reason = outcomeFailed, reason
+			failedKeys[row.PartitionKey] = true
+		}
+		if err := r.conns.checkExchange(row.Exchange); err != nil {
+			if errors.Is(err, errNoExchange) {
+				fail(err.Error())
+				continue
+			}
+			break // the connection is going; the rest stays for the next sweep
+		}
+		msg, err := publishing(row, cfg.AppID)
+		if err != nil {
+			fail(err.Error())
+			continue
+		}
+		switch err := pc.publish(ctx, row.Exchange, row.RoutingKey, msg, results, i); {
+		case err == nil:
+			sent++
+			if perKey != nil {
+				perKey[row.PartitionKey]++
+			}
+			if strict && row.Attempts > 0 {
+				serialKeys[row.PartitionKey] = true
+			}
+		case ctx.Err() != nil || pc.isDead():
+			break publishing
+		default:
+			fail(err.Error())
+		}
+	}
+
+	// Wait for every confirm. The channel is abandoned (its publishes count as lost) when the
+	// broker takes longer than ConfirmTimeout, or when shutdown ran out of time.
+	timeout := time.NewTimer(cfg.ConfirmTimeout)
+	defer timeout.Stop()
+	expired, stopping := timeout.C, r.hardStop
+	for got := 0; got < sent; {
+		select {
+		case res := <-results:
+			outcomes[res.idx] = res
+			got++
+		case <-expired:
+			expired, stopping = nil, nil
+			pc.abort(fmt.Errorf("%w: no confirm within %s", errChannelClosed, cfg.ConfirmTimeout))
+		case <-stopping:
+			expired, stopping = nil, nil
+			pc.abort(fmt.Errorf("%w: shutting down", errChannelClosed))
+		}
+	}
+	if r.crashed.Load() {
+		return sent, 0, nil // a killed process settles nothing
+	}
+	return sent, p.settle(rows, outcomes, ctx.Err() != nil), nil
+}
+
+// settle deletes the confirmed rows and records the failed ones, in row order so that in
+// strict order a confirmed row after a failed row of its key is held back: it is published
+// again after the failed one, so the last copy the broker sees of each message is in order.
+// It returns the shortest retry delay it scheduled.
+// When stopping (shutdown), the database work is bounded by ShutdownTimeout as well.
+func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping bool) (retryIn time.Duration) {
+	r := p.r
+	cfg := &r.cfg
+	strict := cfg.Order == OrderStrict
+	failedKeys := map[string]bool{}
+	var done []int64
+	var failures []outbox.Failure
+	returned, nacked, retried, dead := 0, 0, 0, 0
+	for i := range rows {
+		row := &rows[i]
+		switch o := outcomes[i]; o.outcome {
+		case outcomeUnsent, outcomeHeld:
+		case outcomeAcked:
+			if !strict || !failedKeys[row.PartitionKey] {
+				done = append(done, row.ID)
+			}
+		default:
+			failedKeys[row.PartitionKey] = true
+			switch o.outcome {
+			case outcomeReturned:
+				returned++
+			case outcomeNacked:
+				nacked++
+			}
+			attempts := row.Attempts + 1
+			f := outbox.Failure{ID: row.ID, Error: o.reason, Dead: attempts >= cfg.MaxAttempts}
+			if f.Dead {
+				dead++
+				r.log.Warn("message is dead after its last attempt", zap.Int64("outbox_id", row.ID),
+					zap.String("message_id", row.MessageID), zap.Int("attempts", attempts), zap.String("error", o.reason))
+			} else {
+				retried++
+				f.Delay = r.retryDelay(attempts)
+				if retryIn == 0 || f.Delay < retryIn {
+					retryIn = f.Delay
+				}
+			}
+			failures = append(failures, f)
+		}
+	}
+	// Settling must outlive the caller's ctx (shutdown), but not forever.
+	limit := dbTimeout
+	if stopping {
+		limit = min(limit, cfg.ShutdownTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if err := retryDB(ctx, func() error { return r.store.Delete(ctx, done) }); err != nil {
+		r.log.Warn("could not delete published rows; they will be published again", zap.Int("rows", len(done)), zap.Error(err))
+	} else {
+		cfg.Metrics.Published(len(done))
+	}
+	if len(failures) > 0 {
+		if err := retryDB(ctx, func() error { return r.store.RecordFailures(ctx, failures) }); err != nil {
+			r.log.Warn("could not record failed publishes; they will be retried without backoff",
+				zap.Int("rows", len(failures)), zap.Error(err))
+		}
+	}
+	cfg.Metrics.BatchSize(len(rows))
+	cfg.Metrics.Returned(returned)
+	cfg.Metrics.Nacked(nacked)
+	cfg.Metrics.Retried(retried)
+	cfg.Metrics.Dead(dead)
+	return retryIn
+}
+
+// dbTimeout bounds one database step of a sweep, so a connection that hangs (a network
+// partition without a reset) cannot stall a partition for the kernel's TCP timeout.
+const dbTimeout = 30 * time.Second
+
+// retryDB runs f up to a few times while the database is briefly unavailable.
+func retryDB(ctx context.Context, f func() error) error {
+	wait := 20 * time.Millisecond
+	var err error
+	for attempt := 0; attempt < 6; attempt++ {
+		if err = f(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+	return err
+}

@@ -1,0 +1,155 @@
+package publisher
+
+import (
+	"database/sql"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/syncworker/syncworker/internal/faultproxy"
+	"github.com/syncworker/syncworker/internal/testenv"
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// anyLeaseValid reports whether the relay still believes it may act on some partition.
+func (r *Relay) anyLeaseValid() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.parts {
+		if p.leaseValid() {
+			return true
+		}
+	}
+	return false
+}
+
+// A relay whose leases ran out while it could not renew them (paused, as by GC or SIGSTOP)
+// stops publishing before another relay takes over, and after it resumes it finds it lost them.
+func TestPausedRelayStopsActing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.consume(e.queue)
+	cfgA := e.config()
+	cfgA.Partitions = 4
+	cfgA.AppID = "relay-a"
+	a := e.start(cfgA)
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return len(a.relay.Owned()) == 4, fmt.Sprintf("relay a owns %v", a.relay.Owned())
+	})
+	a.relay.frozen.Store(true)
+	testenv.Eventually(t, 5*time.Second, func() (bool, string) {
+		return !a.relay.anyLeaseValid(), "relay a still trusts a lease it did not renew"
+	})
+	// From now on every message must come from b, although a still runs its partitions.
+	want := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		m := e.msg(fmt.Sprint("k", i%7), i)
+		m.ID = outbox.NewID()
+		want[m.ID] = true
+		e.write(m)
+	}
+	cfgB := cfgA
+	cfgB.AppID = "relay-b"
+	cfgB.MemberID = ""
+	b := e.start(cfgB)
+	e.waitAll(c, want, 30*time.Second)
+	c.mu.Lock()
+	for id := range want {
+		if app := c.last[id].AppId; app != "relay-b" {
+			t.Errorf("message %s was published by %s after relay a's lease ran out", id, app)
+		}
+	}
+	c.mu.Unlock()
+	a.relay.frozen.Store(false)
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		oa, ob := a.relay.Owned(), b.relay.Owned()
+		return len(oa) == 2 && len(ob) == 2, fmt.Sprintf("after a resumed: a owns %v, b owns %v", oa, ob)
+	})
+}
+
+// Database connections are cut several times mid-stream, then hang for longer than the lease:
+// the relay reconnects and every message arrives.
+func TestDatabaseConnectionCuts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	proxy, err := faultproxy.New(testenv.MySQLAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	viaProxy, err := sql.Open("mysql", testenv.DSNVia(t, e.db.DSN, proxy.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { viaProxy.Close() })
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.DB = viaProxy
+	cfg.BatchSize = 50
+	run := e.start(cfg)
+	const total = 2000
+	want := map[string]bool{}
+	go func() {
+		for i := 0; i < total; i += 20 {
+			var msgs []outbox.Message
+			for j := i; j < i+20; j++ {
+				m := e.msg(fmt.Sprint("k", j%41), j)
+				m.ID = fmt.Sprintf("m-%05d", j)
+				msgs = append(msgs, m)
+			}
+			e.write(msgs...)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for i := 0; i < total; i++ {
+		want[fmt.Sprintf("m-%05d", i)] = true
+	}
+	for cut := 1; cut <= 3; cut++ {
+		target := cut * total / 5
+		testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+			return c.distinct() >= target, fmt.Sprintf("%d messages arrived before cut %d", c.distinct(), cut)
+		})
+		proxy.Cut()
+	}
+	e.waitAll(c, want, 60*time.Second)
+
+	// A network partition without a reset: queries and renewals hang, leases lapse; after it
+	// heals the relay carries on.
+	proxy.Pause()
+	late := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		m := e.msg("late", i)
+		m.ID = fmt.Sprintf("late-%02d", i)
+		late[m.ID] = true
+		e.write(m)
+	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return !run.relay.anyLeaseValid(), "the relay still trusts leases it cannot renew"
+	})
+	proxy.Resume()
+	e.waitAll(c, late, 60*time.Second)
+}
+
+// A relay restarted with the same MemberID before its old leases expired adopts them (its
+// renewals keep them alive, so nobody else would ever take them).
+func TestRestartWithSameMemberIDAdoptsLeases(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.MemberID = "pod-0"
+	first := e.start(cfg)
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return len(first.relay.Owned()) == 16, fmt.Sprintf("first run owns %v", first.relay.Owned())
+	})
+	first.kill(t)
+	e.start(cfg)
+	want := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		m := e.msg(fmt.Sprint("k", i), i)
+		m.ID = fmt.Sprint("after-restart-", i)
+		want[m.ID] = true
+		e.write(m)
+	}
+	e.waitAll(c, want, 30*time.Second)
+}
