@@ -3,20 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 )
 
-// runCLI runs the command line in-process and returns its exit code and output.
+// runCLI runs the command line in-process and returns its exit code and output. The command
+// sees only the environment variables in env, so the caller's environment cannot leak in.
 func runCLI(t *testing.T, env map[string]string, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	e := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(stdin), getenv: func(k string) string {
-		if v, ok := env[k]; ok {
-			return v
-		}
-		return os.Getenv(k)
+		return env[k]
 	}}
 	code = run(context.Background(), e, args)
 	return code, out.String(), errOut.String()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"strings"
@@ -10,15 +9,6 @@ import (
 	"github.com/syncworker/syncworker/internal/testenv"
 	"github.com/syncworker/syncworker/outbox"
 )
-
-// runCLI runs a command in-process and returns its exit code and output.
-func runCLI(t *testing.T, stdin string, args ...string) (int, string, string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	env := &cliEnv{stdout: &out, stderr: &errOut, stdin: strings.NewReader(stdin), getenv: func(string) string { return "" }}
-	code := run(context.Background(), env, args)
-	return code, out.String(), errOut.String()
-}
 
 func TestOutboxDeadCommands(t *testing.T) {
 	db := testenv.NewDatabase(t)
@@ -46,16 +36,16 @@ func TestOutboxDeadCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, out, errOut := runCLI(t, "", "outbox", "dead", "list", "--dsn", db.DSN)
+	code, out, errOut := runCLI(t, nil, "", "outbox", "dead", "list", "--dsn", db.DSN)
 	if code != 0 || !strings.Contains(out, "dead-1") || !strings.Contains(out, "NO_ROUTE") || !strings.Contains(out, "order.updated") {
 		t.Fatalf("dead list = %d\n%s%s", code, out, errOut)
 	}
-	if code, _, _ := runCLI(t, "", "outbox", "dead", "retry", "--dsn", db.DSN); code == 0 {
+	if code, _, _ := runCLI(t, nil, "", "outbox", "dead", "retry", "--dsn", db.DSN); code == 0 {
 		t.Errorf("dead retry without ids or --all succeeded")
 	}
 	deadStore, _ := outbox.NewDeadStore(db.DB, outbox.Tables{})
 	list, _ := deadStore.List(ctx, 0, 10)
-	code, out, errOut = runCLI(t, "", "outbox", "dead", "retry", "--dsn", db.DSN, "--", strconv.FormatInt(list[0].ID, 10))
+	code, out, errOut = runCLI(t, nil, "", "outbox", "dead", "retry", "--dsn", db.DSN, "--", strconv.FormatInt(list[0].ID, 10))
 	if code != 0 || !strings.Contains(out, "1 dead messages put back") {
 		t.Fatalf("dead retry = %d\n%s%s", code, out, errOut)
 	}
@@ -64,21 +54,21 @@ func TestOutboxDeadCommands(t *testing.T) {
 		t.Errorf("retried row: attempts %d, %v; want back in the outbox with 0 attempts", attempts, err)
 	}
 
-	code, out, _ = runCLI(t, "no\n", "outbox", "dead", "purge", "--dsn", db.DSN, "--all")
+	code, out, _ = runCLI(t, nil, "no\n", "outbox", "dead", "purge", "--dsn", db.DSN, "--all")
 	if code == 0 || !strings.Contains(out, "all 1 dead messages") {
 		t.Errorf("purge answered no = %d\n%s", code, out)
 	}
 	if n, _ := deadStore.Count(ctx); n != 1 {
 		t.Fatalf("%d dead messages after a refused purge, want 1", n)
 	}
-	code, out, errOut = runCLI(t, "yes\n", "outbox", "dead", "purge", "--dsn", db.DSN, "--all")
+	code, out, errOut = runCLI(t, nil, "yes\n", "outbox", "dead", "purge", "--dsn", db.DSN, "--all")
 	if code != 0 || !strings.Contains(out, "1 dead messages purged") {
 		t.Errorf("purge = %d\n%s%s", code, out, errOut)
 	}
 	if n, _ := deadStore.Count(ctx); n != 0 {
 		t.Errorf("%d dead messages after purge, want 0", n)
 	}
-	if code, out, _ := runCLI(t, "", "outbox", "dead", "list", "--dsn", db.DSN); code != 0 || !strings.Contains(out, "no dead messages") {
+	if code, out, _ := runCLI(t, nil, "", "outbox", "dead", "list", "--dsn", db.DSN); code != 0 || !strings.Contains(out, "no dead messages") {
 		t.Errorf("empty dead list = %d\n%s", code, out)
 	}
 }

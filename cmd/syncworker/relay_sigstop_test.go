@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -161,22 +160,4 @@ func TestRelaySIGSTOPPastItsLease(t *testing.T) {
 	if err := a.Wait(); err != nil {
 		t.Errorf("relay a exited with %v after SIGTERM\n%s", err, stderr.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer a subprocess writes to while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
