@@ -43,17 +43,27 @@ func Dial(cfg DialConfig) (*amqp.Connection, error) {
 	if cfg.Name != "" {
 		props.SetClientConnectionName(cfg.Name)
 	}
-	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
-		Heartbeat: cfg.Heartbeat,
-		// amqp091 writes ServerName into the config it is given; a clone keeps the
-		// caller's config reusable for other hosts.
-		TLSClientConfig: cfg.TLS.Clone(),
-		Properties:      props,
-		Dial:            amqp.DefaultDial(cfg.Timeout),
+	dialURL, dial := cfg.URL, amqp.DefaultDial(cfg.Timeout)
+	var ownTLS *tlsDial
+	if uri, err := parseURL(cfg.URL); err == nil && uri.Scheme == "amqps" {
+		ownTLS = &tlsDial{cfg: clientTLS(cfg.TLS, uri.Host), timeout: cfg.Timeout}
+		uri.Scheme = "amqp" // the TLS session is made by ownTLS.dial; the port stays
+		dialURL, dial = uri.String(), ownTLS.dial
+	}
+	conn, err := amqp.DialConfig(dialURL, amqp.Config{
+		Heartbeat:  cfg.Heartbeat,
+		Properties: props,
+		Dial:       dial,
 	})
 	if err != nil {
+		explained := err
+		if ownTLS != nil {
+			if readErr := ownTLS.readErr(); readErr != nil {
+				explained = readErr // the server's alert, not what amqp091 hit afterwards
+			}
+		}
 		var herr *tlsconfig.HandshakeError
-		if errors.As(tlsconfig.Explain(err, "RabbitMQ", address(cfg.URL), TLSConfigKey), &herr) {
+		if errors.As(tlsconfig.Explain(explained, "RabbitMQ", address(cfg.URL), TLSConfigKey), &herr) {
 			return nil, herr // names host:port only, never the password
 		}
 		return nil, fmt.Errorf("connect to RabbitMQ at %s: %s", redact.URL(cfg.URL), redact.Secrets(err.Error(), password(cfg.URL)))
@@ -85,6 +95,19 @@ func DialRetry(ctx context.Context, cfg DialConfig, log *zap.Logger) (*amqp.Conn
 		case <-time.After(wait):
 		}
 	}
+}
+
+// clientTLS returns a copy of cfg (a default one when nil) naming host as the server unless
+// cfg names one: the caller's config stays reusable for other hosts.
+func clientTLS(cfg *tls.Config, host string) *tls.Config {
+	c := cfg.Clone()
+	if c == nil {
+		c = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if c.ServerName == "" {
+		c.ServerName = host
+	}
+	return c
 }
 
 func password(rawURL string) string {
