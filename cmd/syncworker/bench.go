@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +27,19 @@ var benchScenarios = []struct {
 	{"ceiling", "broker-only confirmed publishing: the limit the relay is held against", func(ctx context.Context, o bench.Options, _ []bench.Result) ([]bench.Result, error) {
 		r, err := bench.Ceiling(ctx, o)
 		return []bench.Result{r}, err
+	}},
+	{"relay", "time a relay process draining a pre-filled outbox; ratio to ceiling (measured first if not in this run)", func(ctx context.Context, o bench.Options, prior []bench.Result) ([]bench.Result, error) {
+		return bench.Relay(ctx, o, prior)
+	}},
+	{"backlog", "relay peak RSS and rate at a small (messages/2) and a large (10 x messages) backlog", func(ctx context.Context, o bench.Options, _ []bench.Result) ([]bench.Result, error) {
+		return bench.Backlog(ctx, o)
+	}},
+	{"latency", "commit-to-handler latency at a steady rate from concurrent writers, relay and subscriber running", func(ctx context.Context, o bench.Options, _ []bench.Result) ([]bench.Result, error) {
+		r, err := bench.Latency(ctx, o)
+		return []bench.Result{r}, err
+	}},
+	{"apply", "subscriber applying row-sync events with the inbox, group commit on and off", func(ctx context.Context, o bench.Options, _ []bench.Result) ([]bench.Result, error) {
+		return bench.Apply(ctx, o)
 	}},
 	{"write", "what outbox.Write adds to a business transaction (1 and 10 messages)", func(ctx context.Context, o bench.Options, _ []bench.Result) ([]bench.Result, error) {
 		return bench.Write(ctx, o)
@@ -47,7 +63,13 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&o.Writers, "writers", 8, "concurrent writer transactions (latency)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run (latency)")
 	fs.IntVar(&o.Channels, "channels", 4, "publishing channels (ceiling; same as the relay's)")
-	fs.IntVar(&o.Window, "window", 256, "outstanding publisher confirms per channel")
+	fs.IntVar(&o.Window, "window", 512, "outstanding publisher confirms per channel (ceiling and relay; the relay's default)")
+	fs.IntVar(&o.BatchSize, "batch", 0, "subscriber group-commit batch for apply (default: the subscriber's, 32)")
+	self, _ := os.Executable()
+	fs.StringVar(&o.RelayBinary, "relay-binary", self,
+		"syncworker binary run as the relay process (relay, backlog); empty runs the relay in-process (for profiling; no peak RSS)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the bench process to this file")
 	jsonOut := fs.Bool("json", false, "print one JSON object per scenario (and one for the environment) instead of a table")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if err := parseFlags(fs, args); err != nil {
@@ -59,6 +81,9 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	scenario := args[0]
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
+	}
+	if o.BatchSize < 0 {
+		return fmt.Errorf("--batch must not be negative")
 	}
 	if o.Messages <= 0 || o.PayloadSize < 0 || o.Rate <= 0 || o.Writers <= 0 || o.Channels <= 0 || o.Window <= 0 || o.Duration <= 0 {
 		return fmt.Errorf("--messages, --rate, --writers, --channels, --window and --duration must be positive, --payload not negative")
@@ -79,6 +104,17 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if *jsonOut {
 		bench.WriteJSON(env.stdout, envInfo) //nolint:errcheck // stdout
+	}
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer writeMemProfile(env, *memProfile)
 	}
 	var results []bench.Result
 	for _, i := range run {
@@ -101,6 +137,30 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		bench.WriteTable(env.stdout, envInfo, results)
 	}
 	return nil
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeMemProfile writes the allocations since start (alloc_space / alloc_objects in pprof).
+func writeMemProfile(env *cliEnv, path string) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(env.stderr, "--memprofile: %v\n", err)
+	}
 }
 
 // envOr returns the environment variable name, or def when it is empty.

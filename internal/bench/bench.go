@@ -31,6 +31,8 @@ type Options struct {
 	Duration    time.Duration // how long to run (latency)
 	Channels    int           // publishing channels (ceiling; the relay's own setting for relay)
 	Window      int           // outstanding confirms per channel
+	RelayBinary string        // syncworker binary run as the relay process (relay, backlog)
+	BatchSize   int           // subscriber group-commit batch for apply; 0 = the subscriber's default
 	Log         *zap.Logger
 }
 

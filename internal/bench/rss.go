@@ -14,8 +14,15 @@ func resetPeakRSS() {
 }
 
 // peakRSSMB returns VmHWM of this process in MiB, or nil where /proc is missing.
-func peakRSSMB() *float64 {
-	f, err := os.Open("/proc/self/status")
+func peakRSSMB() *float64 { return readPeakRSSMB("/proc/self/status") }
+
+// processPeakRSSMB returns VmHWM of process pid in MiB, or nil where /proc is missing.
+func processPeakRSSMB(pid int) *float64 {
+	return readPeakRSSMB("/proc/" + strconv.Itoa(pid) + "/status")
+}
+
+func readPeakRSSMB(path string) *float64 {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}

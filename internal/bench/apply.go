@@ -1,0 +1,150 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
+	"github.com/syncworker/syncworker/outbox"
+	"github.com/syncworker/syncworker/subscriber"
+)
+
+// Apply measures the subscriber applying row-sync events (outbox.RowUpsert) into MariaDB with
+// the inbox, group commit on (the subscriber's default batch, or o.BatchSize) and off (batch
+// 1). The events are published to the queue first (not timed); the clock runs from starting
+// the subscriber until it committed all of them. Half the events insert new rows and half
+// update them with a newer version, so the version guard does both kinds of work.
+func Apply(ctx context.Context, o Options) ([]Result, error) {
+	on, err := applyRun(ctx, o, o.Messages, o.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	on.Scenario = "apply"
+	// Without group commit each event is a transaction of its own, several times slower:
+	// a quarter of the events keeps the scenario short.
+	off, err := applyRun(ctx, o, max(1, o.Messages/4), 1)
+	if err != nil {
+		return nil, err
+	}
+	off.Scenario = "apply-batch-1"
+	return []Result{on, off}, nil
+}
+
+func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
+	suffix := uniqueSuffix()
+	db, _, cleanup, err := benchDatabase(ctx, o.DSN, "swbench_apply_"+suffix)
+	if err != nil {
+		return Result{}, err
+	}
+	defer cleanup()
+	if _, err := db.ExecContext(ctx, `CREATE TABLE bench_rows (
+		id BIGINT NOT NULL PRIMARY KEY, name VARCHAR(64) NOT NULL, qty INT NOT NULL, note VARCHAR(255) NOT NULL)`); err != nil {
+		return Result{}, err
+	}
+	q, err := newSubscriberQueue(ctx, o.AMQPURL, "apply."+suffix)
+	if err != nil {
+		return Result{}, err
+	}
+	defer q.Close()
+	if err := publishRowEvents(ctx, o.AMQPURL, q.Exchange, n, o.Window); err != nil {
+		return Result{}, err
+	}
+
+	rs, err := subscriber.NewRowSync(subscriber.RowSyncConfig{Tables: []subscriber.TableMapping{
+		{Source: "rows", Target: "bench_rows", KeyColumns: []string{"id"}}}})
+	if err != nil {
+		return Result{}, err
+	}
+	counter := &consumedCounter{}
+	sub, err := subscriber.New(db, subscriber.Config{AMQPURL: o.AMQPURL, Queue: q.Queue, ConsumerName: "bench",
+		Handler: rs.Handle, BatchSize: batch, RetryDelays: q.Delays, InboxCleanInterval: -1, Metrics: counter})
+	if err != nil {
+		return Result{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- sub.Run(runCtx) }()
+	waitErr := waitFor(ctx, 2*time.Minute, func() bool { return counter.consumed.Load() >= int64(n) })
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return Result{}, err
+	}
+	if waitErr != nil {
+		return Result{}, fmt.Errorf("subscriber applied %d of %d events: %w", counter.consumed.Load(), n, waitErr)
+	}
+	if p := counter.parked.Load() + counter.retried.Load(); p > 0 {
+		return Result{}, fmt.Errorf("%d events failed (parked or retried)", p)
+	}
+	note := "group commit off"
+	if batch != 1 {
+		note = "group commit on"
+		if batch > 1 {
+			note += fmt.Sprintf(", batch %d", batch)
+		}
+	}
+	return Result{Messages: n, Seconds: elapsed.Seconds(), MsgsPerS: rate(n, elapsed), Note: note + ", row sync + inbox"}, nil
+}
+
+// publishRowEvents publishes n row-sync upserts (as the relay would) with confirms.
+func publishRowEvents(ctx context.Context, url, exchange string, n, window int) error {
+	conn, err := amqpx.Dial(amqpx.DialConfig{URL: url, Name: "syncworker-bench-apply"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	if err := ch.Confirm(false); err != nil {
+		return err
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
+	keys := max(1, n/2)
+	outstanding := 0
+	for i := 0; i < n || outstanding > 0; {
+		if i < n && outstanding < window {
+			id := i % keys
+			m, err := outbox.RowUpsert("rows", map[string]any{"id": id},
+				map[string]any{"name": fmt.Sprint("row ", id), "qty": i, "note": "bench row"}, uint64(i/keys+1))
+			if err != nil {
+				return err
+			}
+			m.ID = outbox.NewID()
+			err = ch.PublishWithContext(ctx, exchange, "", false, false, amqp.Publishing{
+				DeliveryMode: amqp.Persistent, MessageId: m.ID, Type: m.Type, ContentType: outbox.DefaultContentType,
+				Headers: amqp.Table{outbox.HeaderPartitionKey: m.PartitionKey}, Body: m.Payload})
+			if err != nil {
+				return err
+			}
+			i++
+			outstanding++
+			continue
+		}
+		c, ok := <-confirms
+		if !ok {
+			return fmt.Errorf("channel closed with %d confirms outstanding", outstanding)
+		}
+		if !c.Ack {
+			return fmt.Errorf("broker nacked delivery %d", c.DeliveryTag)
+		}
+		outstanding--
+	}
+	return nil
+}
+
+// consumedCounter is the subscriber Metrics the apply scenario watches.
+type consumedCounter struct {
+	subscriber.NopMetrics
+	consumed, parked, retried atomic.Int64
+}
+
+func (c *consumedCounter) Consumed(n int) { c.consumed.Add(int64(n)) }
+func (c *consumedCounter) Parked()        { c.parked.Add(1) }
+func (c *consumedCounter) Retried(_ int)  { c.retried.Add(1) }

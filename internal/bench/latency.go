@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
+	"github.com/syncworker/syncworker/outbox"
+	"github.com/syncworker/syncworker/publisher"
+	"github.com/syncworker/syncworker/subscriber"
+)
+
+// latencyGrace is how long messages may still arrive after the writers stopped before the
+// missing ones count as lost.
+const latencyGrace = 15 * time.Second
+
+// Latency runs o.Writers writer transactions at a steady total rate o.Rate for o.Duration,
+// with a relay (default settings, o.Channels and o.Window) and a subscriber (default settings)
+// running in this process, and reports commit-to-handler latency: from just before the
+// writer's COMMIT to the subscriber's handler seeing the message. The writers do not call
+// Relay.Notify, as a service whose relay is a separate process cannot: the relay finds new
+// rows by polling, the realistic default. lost counts messages that had not reached the
+// handler latencyGrace after the writers stopped.
+func Latency(ctx context.Context, o Options) (Result, error) {
+	suffix := uniqueSuffix()
+	db, _, cleanup, err := benchDatabase(ctx, o.DSN, "swbench_latency_"+suffix)
+	if err != nil {
+		return Result{}, err
+	}
+	defer cleanup()
+	db.SetMaxOpenConns(64)
+	db.SetMaxIdleConns(64)
+	q, err := newSubscriberQueue(ctx, o.AMQPURL, "latency."+suffix)
+	if err != nil {
+		return Result{}, err
+	}
+	defer q.Close()
+
+	var mu sync.Mutex
+	committed := map[string]time.Time{}
+	var lat latencies
+	arrived := map[string]bool{}
+	handler := func(_ context.Context, _ *sql.Tx, m subscriber.Message) error {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if at, ok := committed[m.ID]; ok && !arrived[m.ID] {
+			arrived[m.ID] = true
+			lat = append(lat, now.Sub(at))
+		}
+		return nil
+	}
+	relay, err := publisher.New(publisher.Config{DB: db, AMQP: amqpx.DialConfig{URL: o.AMQPURL},
+		Channels: o.Channels, Window: o.Window, MemberID: "bench-" + suffix})
+	if err != nil {
+		return Result{}, err
+	}
+	sub, err := subscriber.New(db, subscriber.Config{AMQPURL: o.AMQPURL, Queue: q.Queue, ConsumerName: "bench",
+		Handler: handler, RetryDelays: q.Delays, InboxCleanInterval: -1})
+	if err != nil {
+		return Result{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	services, _ := errgroup.WithContext(runCtx)
+	services.Go(func() error { return relay.Run(runCtx) })
+	services.Go(func() error { return sub.Run(runCtx) })
+	defer services.Wait() //nolint:errcheck // errors are reported below
+	defer stop()
+	if err := waitFor(ctx, 15*time.Second, func() bool { return len(relay.Owned()) == 16 }); err != nil {
+		return Result{}, fmt.Errorf("relay did not lease its partitions: %w", err)
+	}
+
+	start := time.Now()
+	end := start.Add(o.Duration)
+	interval := time.Duration(float64(time.Second) * float64(o.Writers) / float64(o.Rate))
+	g, gctx := errgroup.WithContext(ctx)
+	var sent int
+	for w := 0; w < o.Writers; w++ {
+		g.Go(func() error {
+			tick := time.NewTicker(interval)
+			defer tick.Stop()
+			payload := make([]byte, o.PayloadSize)
+			for i := 0; ; i++ {
+				select {
+				case <-gctx.Done():
+					return gctx.Err()
+				case t := <-tick.C:
+					if t.After(end) {
+						return nil
+					}
+				}
+				m := outbox.Message{ID: outbox.NewID(), Exchange: q.Exchange, Type: "bench",
+					PartitionKey: fmt.Sprint("w", w, "-", i%50), Payload: payload}
+				if err := latencyTx(gctx, db, m, func(at time.Time) {
+					mu.Lock()
+					committed[m.ID] = at
+					sent++
+					mu.Unlock()
+				}); err != nil {
+					return err
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	writeTime := time.Since(start)
+	waitFor(ctx, latencyGrace, func() bool { //nolint:errcheck // what is missing counts as lost
+		mu.Lock()
+		defer mu.Unlock()
+		return len(arrived) == sent
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	r := Result{Scenario: "latency", Messages: sent, Seconds: writeTime.Seconds(), MsgsPerS: rate(sent, writeTime),
+		Lost: ptr(sent - len(arrived)),
+		Note: fmt.Sprintf("%d writers, commit to handler, relay polling (no Notify)", o.Writers)}
+	lat.fill(&r)
+	return r, nil
+}
+
+// latencyTx writes m in its own transaction and calls before just before COMMIT.
+func latencyTx(ctx context.Context, db *sql.DB, m outbox.Message, before func(time.Time)) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after commit
+	if err := outbox.Write(ctx, tx, m); err != nil {
+		return err
+	}
+	before(time.Now())
+	return tx.Commit()
+}
+
+// waitFor polls cond every 10ms until it holds or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}

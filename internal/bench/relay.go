@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
+	"github.com/syncworker/syncworker/publisher"
+)
+
+// Relay pre-fills o.Messages outbox rows (not timed), then times a relay process draining them
+// until the sink consumed all of them. The relay runs as a child process (`syncworker relay`,
+// o.RelayBinary) with the bench's channel count and confirm window, so its peak RSS (VmHWM,
+// read from /proc just before it is stopped) is the relay's alone, without the pre-fill or the
+// sink. The ratio is against the ceiling of the same run: the one in prior, or one measured
+// first (and returned too) when prior has none.
+func Relay(ctx context.Context, o Options, prior []Result) ([]Result, error) {
+	var out []Result
+	ceiling, ok := findResult(prior, "ceiling")
+	if !ok {
+		c, err := Ceiling(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("ceiling: %w", err)
+		}
+		out, ceiling = append(out, c), c
+	}
+	r, err := relayDrain(ctx, o, o.Messages)
+	if err != nil {
+		return nil, err
+	}
+	r.Scenario = "relay"
+	r.CeilingMsgsPerS, r.Ratio = ptr(ceiling.MsgsPerS), ptr(r.MsgsPerS/ceiling.MsgsPerS)
+	return append(out, r), nil
+}
+
+// Backlog drains a small (o.Messages/2, 10,000 by default) and a large (10 × o.Messages,
+// 200,000) backlog with a fresh relay process each and reports both, to show that the relay's
+// memory does not grow with the backlog (promise 6).
+func Backlog(ctx context.Context, o Options) ([]Result, error) {
+	small, err := relayDrain(ctx, o, max(1, o.Messages/2))
+	if err != nil {
+		return nil, err
+	}
+	small.Scenario = "backlog-small"
+	large, err := relayDrain(ctx, o, 10*o.Messages)
+	if err != nil {
+		return nil, err
+	}
+	large.Scenario = "backlog-large"
+	if small.PeakRSSMB != nil && large.PeakRSSMB != nil {
+		large.Note += fmt.Sprintf(", peak RSS %+.0f%% vs %d rows", 100*(*large.PeakRSSMB / *small.PeakRSSMB - 1), small.Messages)
+	}
+	return []Result{small, large}, nil
+}
+
+// relayDrain measures one relay process draining n pre-filled rows.
+func relayDrain(ctx context.Context, o Options, n int) (Result, error) {
+	suffix := uniqueSuffix()
+	db, dsn, cleanup, err := benchDatabase(ctx, o.DSN, "swbench_relay_"+suffix)
+	if err != nil {
+		return Result{}, err
+	}
+	defer cleanup()
+	s, err := newSink(ctx, o.AMQPURL, "relay."+suffix, n)
+	if err != nil {
+		return Result{}, err
+	}
+	defer s.Close()
+	if err := prefill(ctx, db, n, o.PayloadSize, s.Exchange, s.RoutingKey); err != nil {
+		return Result{}, err
+	}
+
+	if o.RelayBinary == "" {
+		return relayInProcess(ctx, o, db, s, n)
+	}
+	// Secrets travel in the environment, not on the command line where ps shows them.
+	cmd := exec.CommandContext(ctx, o.RelayBinary, "relay", "--channels", strconv.Itoa(o.Channels),
+		"--window", strconv.Itoa(o.Window), "--member-id", "bench-"+suffix)
+	cmd.Env = append(os.Environ(), "SYNCWORKER_MYSQL_DSN="+dsn, "SYNCWORKER_AMQP_URL="+o.AMQPURL)
+	var stderr strings.Builder
+	cmd.Stderr = &limitedWriter{w: &stderr, left: 64 << 10}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Result{}, fmt.Errorf("start relay %s: %w", o.RelayBinary, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() error {
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck // it may have exited already
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill() //nolint:errcheck // it would not stop
+			return <-exited
+		}
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- s.Wait(waitCtx) }()
+	select {
+	case err := <-drained:
+		if err != nil {
+			stop() //nolint:errcheck // the drain error matters
+			return Result{}, fmt.Errorf("%w; relay output: %s", err, stderr.String())
+		}
+	case err := <-exited:
+		return Result{}, fmt.Errorf("relay exited early (%v): %s", err, stderr.String())
+	}
+	elapsed := time.Since(start)
+	rss := processPeakRSSMB(cmd.Process.Pid)
+	if err := stop(); err != nil {
+		return Result{}, fmt.Errorf("relay did not stop cleanly (%v): %s", err, stderr.String())
+	}
+	return Result{Messages: n, Seconds: elapsed.Seconds(), MsgsPerS: rate(n, elapsed), PeakRSSMB: rss,
+		Note: fmt.Sprintf("relay process, %d channels, window %d, incl. start-up", o.Channels, o.Window)}, nil
+}
+
+// relayInProcess runs the relay inside the bench process instead, so that --cpuprofile and
+// --memprofile see it; its memory is then mixed with the sink's and is not reported.
+func relayInProcess(ctx context.Context, o Options, db *sql.DB, s *sink, n int) (Result, error) {
+	relay, err := publisher.New(publisher.Config{DB: db, AMQP: amqpx.DialConfig{URL: o.AMQPURL},
+		Channels: o.Channels, Window: o.Window, MemberID: "bench-" + uniqueSuffix()})
+	if err != nil {
+		return Result{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- relay.Run(runCtx) }()
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	waitErr := s.Wait(waitCtx)
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return Result{}, err
+	}
+	if waitErr != nil {
+		return Result{}, waitErr
+	}
+	return Result{Messages: n, Seconds: elapsed.Seconds(), MsgsPerS: rate(n, elapsed),
+		Note: fmt.Sprintf("relay in-process, %d channels, window %d, incl. start-up", o.Channels, o.Window)}, nil
+}
+
+func findResult(rs []Result, scenario string) (Result, bool) {
+	for i := len(rs) - 1; i >= 0; i-- {
+		if rs[i].Scenario == scenario {
+			return rs[i], true
+		}
+	}
+	return Result{}, false
+}
+
+// limitedWriter keeps at most left bytes and drops the rest, so a chatty child cannot grow
+// the bench's memory.
+type limitedWriter struct {
+	w    *strings.Builder
+	left int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.left > 0 {
+		k := min(len(p), l.left)
+		l.w.Write(p[:k])
+		l.left -= k
+	}
+	return len(p), nil
+}
