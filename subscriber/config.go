@@ -20,6 +20,10 @@ import (
 // to the next retry tier; wrap ErrPermanent to park it at once.
 type Handler func(ctx context.Context, tx *sql.Tx, msg Message) error
 
+// BatchHandler applies msgs inside tx with the effect of calling the Handler on each in order,
+// under the same rules as a Handler. An error fails (and undoes) the whole batch.
+type BatchHandler func(ctx context.Context, tx *sql.Tx, msgs []Message) error
+
 // Config configures a Subscriber. Fields without a default are required.
 type Config struct {
 	// AMQPURL of the broker (amqp:// or amqps://).
@@ -34,6 +38,12 @@ type Config struct {
 	ConsumerName string
 	// Handler applies one message. Required.
 	Handler Handler
+	// BatchHandler, when set, applies a whole group-commit batch in the fast path instead of
+	// Handler per message (RowSync.HandleBatch: a few statements per batch instead of several
+	// per message). It must have the effect of Handler on each message in order. If it fails,
+	// the batch is rolled back and applied message by message with Handler and savepoints, so
+	// the failure is attributed to its message. Optional.
+	BatchHandler BatchHandler
 
 	// Concurrency is the number of lanes applying messages in parallel. Messages with the
 	// same partition key (header sw-partition-key, else the message id) always use the same

@@ -127,102 +127,44 @@ func permanent(format string, args ...any) error {
 	return fmt.Errorf("row sync: %s: %w", fmt.Sprintf(format, args...), ErrPermanent)
 }
 
-// Handle applies one row-sync event inside tx.
+// Handle applies one row-sync event inside tx: HandleBatch of one message.
 func (r *RowSync) Handle(ctx context.Context, tx *sql.Tx, msg Message) error {
+	return r.HandleBatch(ctx, tx, []Message{msg})
+}
+
+// rowEvent is one checked row-sync event with its target's schema column names.
+type rowEvent struct {
+	m      *mappedTable
+	change outbox.RowChange
+	rowKey string            // canonical key text, the version record's row_key
+	cols   map[string]string // lower-case name -> schema name
+}
+
+// decode checks msg and resolves its columns; every failure of the event itself is permanent.
+func (r *RowSync) decode(ctx context.Context, tx *sql.Tx, msg Message) (rowEvent, error) {
 	if msg.Type != outbox.EventTypeRowUpsert && msg.Type != outbox.EventTypeRowDelete {
-		return permanent("event type %q is not a row-sync event", msg.Type)
+		return rowEvent{}, permanent("event type %q is not a row-sync event", msg.Type)
 	}
 	change, err := outbox.DecodeRowChange(msg.Payload)
 	if err != nil {
-		return permanent("%v", err)
+		return rowEvent{}, permanent("%v", err)
 	}
 	if (change.Op == outbox.RowOpDelete) != (msg.Type == outbox.EventTypeRowDelete) {
-		return permanent("op %q does not match event type %q", change.Op, msg.Type)
+		return rowEvent{}, permanent("op %q does not match event type %q", change.Op, msg.Type)
 	}
 	m, ok := r.bySource[change.Table]
 	if !ok {
-		return permanent("table %q is not mapped", change.Table)
+		return rowEvent{}, permanent("table %q is not mapped", change.Table)
 	}
 	if err := sameColumns(change.Key, m.KeyColumns); err != nil {
-		return permanent("table %q: %v", change.Table, err)
+		return rowEvent{}, permanent("table %q: %v", change.Table, err)
 	}
 	cols, err := r.resolveColumns(ctx, tx, m, change)
 	if err != nil {
-		return err
+		return rowEvent{}, err
 	}
 	rowKey, _ := change.KeyString() // DecodeRowChange checked it
-
-	// Make sure the row's version record exists (version 0 when new), then lock that record.
-	// A locking read of a missing record would take a gap lock instead, and two lanes adding
-	// new rows next to each other would deadlock; inserting first takes no gap lock.
-	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO "+r.versions+" (table_name, row_key, version, deleted) VALUES (?, ?, 0, 0)",
-		m.Target, rowKey); err != nil {
-		return fmt.Errorf("row sync: create version record of %s: %w", m.Target, err)
-	}
-	var stored uint64
-	if err := tx.QueryRowContext(ctx, "SELECT version FROM "+r.versions+" WHERE table_name = ? AND row_key = ? FOR UPDATE",
-		m.Target, rowKey).Scan(&stored); err != nil {
-		return fmt.Errorf("row sync: read version of %s: %w", m.Target, err)
-	}
-	if stored >= change.Version {
-		r.cfg.Metrics.StaleRowEvent(m.Target)
-		return nil // stale: a newer (or the same) version is already applied
-	}
-
-	target := outbox.QuoteIdentifier(m.Target)
-	if change.Op == outbox.RowOpDelete {
-		var where []string
-		var args []any
-		for _, k := range m.KeyColumns {
-			where = append(where, outbox.QuoteIdentifier(cols[strings.ToLower(k)])+" = ?")
-			args = append(args, sqlValue(change.Key[k]))
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM "+target+" WHERE "+strings.Join(where, " AND "), args...); err != nil {
-			return fmt.Errorf("row sync: delete from %s: %w", m.Target, err)
-		}
-	} else {
-		values := map[string]any{}
-		for name, v := range change.Row {
-			values[strings.ToLower(name)] = v
-		}
-		for name, v := range change.Key {
-			values[strings.ToLower(name)] = v
-		}
-		names := make([]string, 0, len(values))
-		for lower := range values {
-			names = append(names, lower)
-		}
-		sort.Strings(names)
-		isKey := map[string]bool{}
-		for _, k := range m.KeyColumns {
-			isKey[strings.ToLower(k)] = true
-		}
-		var quoted, marks, updates []string
-		var args []any
-		for _, lower := range names {
-			q := outbox.QuoteIdentifier(cols[lower])
-			quoted = append(quoted, q)
-			marks = append(marks, "?")
-			args = append(args, sqlValue(values[lower]))
-			if !isKey[lower] {
-				updates = append(updates, q+" = VALUES("+q+")")
-			}
-		}
-		if len(updates) == 0 { // only key columns: the row exists, nothing to change
-			q := outbox.QuoteIdentifier(cols[strings.ToLower(m.KeyColumns[0])])
-			updates = append(updates, q+" = "+q)
-		}
-		query := "INSERT INTO " + target + " (" + strings.Join(quoted, ", ") + ") VALUES (" + strings.Join(marks, ", ") +
-			") ON DUPLICATE KEY UPDATE " + strings.Join(updates, ", ")
-		if _, err := tx.ExecContext(ctx, query, args...); err != nil {
-			return fmt.Errorf("row sync: upsert into %s: %w", m.Target, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE "+r.versions+" SET version = ?, deleted = ? WHERE table_name = ? AND row_key = ?",
-		change.Version, change.Op == outbox.RowOpDelete, m.Target, rowKey); err != nil {
-		return fmt.Errorf("row sync: record version of %s: %w", m.Target, err)
-	}
-	return nil
+	return rowEvent{m: m, change: change, rowKey: rowKey, cols: cols}, nil
 }
 
 // sameColumns checks that key names exactly the configured key columns.

@@ -35,6 +35,7 @@ func rowSyncFixture(t *testing.T, concurrency int) (*fixture, *countingMetrics) 
 		t.Fatal(err)
 	}
 	cfg := f.config(rs.Handle)
+	cfg.BatchHandler = rs.HandleBatch // the fast path; Handle is the per-message fallback
 	cfg.Concurrency = concurrency
 	cfg.Metrics = metrics
 	f.start(f.db.DB, cfg)

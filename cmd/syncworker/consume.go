@@ -142,6 +142,7 @@ func runConsume(ctx context.Context, env *cliEnv, args []string) error {
 		Queue:          cf.Queue,
 		ConsumerName:   cf.ConsumerName,
 		Handler:        rs.Handle,
+		BatchHandler:   rs.HandleBatch,
 		Concurrency:    cf.Concurrency,
 		BatchSize:      cf.BatchSize,
 		FlushInterval:  cf.FlushInterval,
