@@ -15,15 +15,23 @@ func TestBenchScenariosReportStableJSON(t *testing.T) {
 	testenv.NewDatabase(t) // fails with instructions when MySQL is down
 	testenv.NewBroker(t)   // likewise for RabbitMQ
 	env := map[string]string{"SYNCWORKER_MYSQL_DSN": testenv.MySQLDSN(), "SYNCWORKER_AMQP_URL": testenv.AMQPURL()}
+	bin := buildBinary(t) // the relay scenarios run the relay as a child process
 	for _, tc := range []struct {
 		scenario string
 		want     []string // scenario names expected, in order
 		fields   []string
+		flags    []string
 	}{
-		{"ceiling", []string{"ceiling"}, []string{"msgs_per_s"}},
-		{"write", []string{"write-base", "write-1", "write-10"}, []string{"p50_ms", "p99_ms"}},
+		{"ceiling", []string{"ceiling"}, []string{"msgs_per_s"}, nil},
+		{"write", []string{"write-base", "write-1", "write-10"}, []string{"p50_ms", "p99_ms"}, nil},
+		// Alone, relay measures its own ceiling first.
+		{"relay", []string{"ceiling", "relay"}, []string{"ceiling_msgs_per_s", "ratio", "peak_rss_mb"}, nil},
+		{"backlog", []string{"backlog-small", "backlog-large"}, []string{"peak_rss_mb"}, nil},
+		{"latency", []string{"latency"}, []string{"p50_ms", "p95_ms", "p99_ms", "max_ms"}, []string{"--duration", "1s", "--rate", "200"}},
+		{"apply", []string{"apply", "apply-batch-1"}, nil, nil},
 	} {
-		code, out, errOut := runCLI(t, env, "", "bench", tc.scenario, "--messages", "300", "--json")
+		args := append([]string{"bench", tc.scenario, "--messages", "300", "--json", "--relay-binary", bin}, tc.flags...)
+		code, out, errOut := runCLI(t, env, "", args...)
 		if code != 0 {
 			t.Fatalf("bench %s: exit %d: %s", tc.scenario, code, errOut)
 		}
@@ -43,10 +51,17 @@ func TestBenchScenariosReportStableJSON(t *testing.T) {
 			if r["scenario"] != tc.want[i] || r["seconds"] == nil || r["messages"] == nil {
 				t.Fatalf("result %q lacks scenario/seconds/messages", line)
 			}
-			for _, f := range append([]string{"msgs_per_s"}, tc.fields...) {
+			fields := tc.fields
+			if r["scenario"] == "ceiling" {
+				fields = nil // relay's own ceiling line
+			}
+			for _, f := range append([]string{"msgs_per_s"}, fields...) {
 				if v, ok := r[f].(float64); !ok || v <= 0 {
 					t.Fatalf("result %q: %s is not a positive number", line, f)
 				}
+			}
+			if tc.scenario == "latency" && (r["lost"] != float64(0) || r["messages"].(float64) == 0) {
+				t.Fatalf("latency lost messages or sent none: %q", line)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,9 @@ func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
 	if p := counter.parked.Load() + counter.retried.Load(); p > 0 {
 		return Result{}, fmt.Errorf("%d events failed (parked or retried)", p)
 	}
+	if err := checkApplied(ctx, db, n); err != nil {
+		return Result{}, err
+	}
 	note := "group commit off"
 	if batch != 1 {
 		note = "group commit on"
@@ -89,6 +93,26 @@ func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
 		}
 	}
 	return Result{Messages: n, Seconds: elapsed.Seconds(), MsgsPerS: rate(n, elapsed), Note: note + ", row sync + inbox"}, nil
+}
+
+// checkApplied checks that the table holds what applying the n events of publishRowEvents in
+// order leaves: one row per key, with the qty of its last event.
+func checkApplied(ctx context.Context, db *sql.DB, n int) error {
+	keys := max(1, n/2)
+	var wantRows, wantSum int64
+	for id := 0; id < min(keys, n); id++ {
+		last := id + (n-1-id)/keys*keys
+		wantRows++
+		wantSum += int64(last)
+	}
+	var rows, sum int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(qty), 0) FROM bench_rows").Scan(&rows, &sum); err != nil {
+		return err
+	}
+	if rows != wantRows || sum != wantSum {
+		return fmt.Errorf("applied state is wrong: %d rows with qty sum %d, want %d rows with sum %d", rows, sum, wantRows, wantSum)
+	}
+	return nil
 }
 
 // publishRowEvents publishes n row-sync upserts (as the relay would) with confirms.
