@@ -78,10 +78,8 @@ func TestRelaySIGTERMWithBacklog(t *testing.T) {
 	}
 
 	bin := buildBinary(t)
-	startRelay := func() (*exec.Cmd, *lockedBuffer) {
-		// Small batches over one channel keep a backlog around long enough to interrupt.
-		cmd := exec.Command(bin, "relay", "--partitions", "2", "--channels", "1", "--batch-size", "10",
-			"--window", "10")
+	startRelay := func(flags ...string) (*exec.Cmd, *lockedBuffer) {
+		cmd := exec.Command(bin, append([]string{"relay"}, flags...)...)
 		cmd.Env = append(os.Environ(), "SYNCWORKER_MYSQL_DSN="+db.DSN, "SYNCWORKER_AMQP_URL="+broker.URL)
 		stderr := &lockedBuffer{}
 		cmd.Stderr = stderr
@@ -113,7 +111,8 @@ func TestRelaySIGTERMWithBacklog(t *testing.T) {
 		}
 	}
 
-	cmd, stderr := startRelay()
+	// Small batches over one channel keep a backlog around long enough to interrupt.
+	cmd, stderr := startRelay("--partitions", "2", "--channels", "1", "--batch-size", "10", "--window", "10")
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		return arrived() >= 300, fmt.Sprintf("%d messages arrived", arrived())
 	})
