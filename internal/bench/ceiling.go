@@ -10,11 +10,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/syncworker/syncworker/internal/amqpx"
+	"github.com/syncworker/syncworker/outbox"
 )
 
-// Ceiling measures broker-only confirmed publishing: persistent messages of the same payload
-// size, over the same number of channels with the same confirm window as the relay, into a
-// durable queue a consumer drains. It is the physical limit the relay is held against.
+// Ceiling measures broker-only confirmed publishing: persistent messages shaped as the relay's
+// (same payload size, properties and partition-key header, mandatory), over the same number of
+// channels with the same confirm window as the relay, into a durable queue a consumer drains.
+// It is the physical limit the relay is held against.
 func Ceiling(ctx context.Context, o Options) (Result, error) {
 	s, err := newSink(ctx, o.AMQPURL, "ceiling."+uniqueSuffix(), o.Messages)
 	if err != nil {
@@ -81,8 +83,12 @@ func publishConfirmed(ctx context.Context, conn *amqp.Connection, s *sink, paylo
 				return err
 			}
 		}
-		err := ch.PublishWithContext(ctx, s.Exchange, s.RoutingKey, false, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent, MessageId: strconv.Itoa(i), Body: payload,
+		// Shaped as the relay publishes a pre-filled row (properties, partition-key header,
+		// mandatory), so the ceiling is the broker's limit for the same messages.
+		err := ch.PublishWithContext(ctx, s.Exchange, s.RoutingKey, true, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, MessageId: strconv.Itoa(i), Type: "bench",
+			ContentType: outbox.DefaultContentType, AppId: "syncworker", Timestamp: time.Now(),
+			Headers: amqp.Table{outbox.HeaderPartitionKey: "k" + strconv.Itoa(i%1000)}, Body: payload,
 		})
 		if err != nil {
 			return err
