@@ -17,12 +17,14 @@ import (
 type sink struct {
 	Exchange, Queue, RoutingKey string
 
-	conn *amqp.Connection
-	mu   sync.Mutex
-	seen map[string]time.Time
-	dups int
-	want int
-	done chan struct{}
+	conn  *amqp.Connection
+	mu    sync.Mutex
+	seen  map[string]time.Time
+	first time.Time // first arrival
+	last  time.Time // latest first arrival of an id
+	dups  int
+	want  int
+	done  chan struct{}
 }
 
 // newSink declares the exchange and queue (names made unique with suffix) and starts consuming.
@@ -74,6 +76,10 @@ func (s *sink) drain(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
 			s.dups++
 		} else {
 			s.seen[d.MessageId] = now
+			if s.first.IsZero() {
+				s.first = now
+			}
+			s.last = now
 			if len(s.seen) == s.want {
 				close(s.done)
 			}
@@ -104,6 +110,13 @@ func (s *sink) Received(id string) (time.Time, bool) {
 	defer s.mu.Unlock()
 	t, ok := s.seen[id]
 	return t, ok
+}
+
+// Span returns when the first and the last distinct id arrived.
+func (s *sink) Span() (first, last time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first, s.last
 }
 
 // Count returns how many distinct ids arrived.
