@@ -33,6 +33,7 @@ type Options struct {
 	Window      int           // outstanding confirms per channel
 	RelayBinary string        // syncworker binary run as the relay process (relay, backlog)
 	BatchSize   int           // subscriber group-commit batch for apply; 0 = the subscriber's default
+	Notify      bool          // latency: writers call Relay.Notify after each commit
 	Log         *zap.Logger
 }
 

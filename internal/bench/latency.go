@@ -23,8 +23,8 @@ const latencyGrace = 15 * time.Second
 // with a relay (default settings, o.Channels and o.Window) and a subscriber (default settings)
 // running in this process, and reports commit-to-handler latency: from just before the
 // writer's COMMIT to the subscriber's handler seeing the message. The writers do not call
-// Relay.Notify, as a service whose relay is a separate process cannot: the relay finds new
-// rows by polling, the realistic default. lost counts messages that had not reached the
+// Relay.Notify unless o.Notify, as a service whose relay is a separate process cannot: the relay
+// finds new rows by polling, the realistic default. lost counts messages that had not reached the
 // handler latencyGrace after the writers stopped.
 func Latency(ctx context.Context, o Options) (Result, error) {
 	suffix := uniqueSuffix()
@@ -108,6 +108,9 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 				}); err != nil {
 					return err
 				}
+				if o.Notify {
+					relay.Notify()
+				}
 			}
 		})
 	}
@@ -125,6 +128,9 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 	r := Result{Scenario: "latency", Messages: sent, Seconds: writeTime.Seconds(), MsgsPerS: rate(sent, writeTime),
 		Lost: ptr(sent - len(arrived)),
 		Note: fmt.Sprintf("%d writers, commit to handler, relay polling (no Notify)", o.Writers)}
+	if o.Notify {
+		r.Note = fmt.Sprintf("%d writers, commit to handler, writers call Relay.Notify", o.Writers)
+	}
 	lat.fill(&r)
 	return r, nil
 }
