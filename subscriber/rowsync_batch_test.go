@@ -3,6 +3,7 @@ package subscriber
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -112,4 +113,37 @@ func dumpRows(t *testing.T, db *sql.DB) string {
 		rows.Close()
 	}
 	return out
+}
+
+// A batch with one invalid event fails as a whole with ErrPermanent, so the subscriber can
+// fall back to applying it event by event; the batch writes nothing before it checked them all.
+func TestRowSyncBatchFailsWholeOnBadEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testenv.NewDatabase(t).DB
+	if err := outbox.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE replica_orders (id BIGINT NOT NULL PRIMARY KEY, status VARCHAR(20) NOT NULL DEFAULT '')`); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := NewRowSync(RowSyncConfig{Tables: []TableMapping{{Source: "orders", Target: "replica_orders", KeyColumns: []string{"id"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := outbox.RowUpsert("orders", map[string]any{"id": 1}, map[string]any{"status": "ok"}, 1)
+	bad, _ := outbox.RowUpsert("customers", map[string]any{"id": 1}, map[string]any{"status": "x"}, 1)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // test cleanup
+	err = rs.HandleBatch(ctx, tx, []Message{{ID: "a", Type: good.Type, Payload: good.Payload}, {ID: "b", Type: bad.Type, Payload: bad.Payload}})
+	if !errors.Is(err, ErrPermanent) {
+		t.Fatalf("HandleBatch with an unmapped table: %v, want ErrPermanent", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM replica_orders").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("replica_orders holds %d rows (%v) after the failed batch, want 0", n, err)
+	}
 }
