@@ -160,7 +160,7 @@ TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM `+outbox.QuoteIdentifie
 // readLeases reads the lease rows of group below partitions.
 func readLeases(ctx context.Context, db *sql.DB, group string, partitions int) ([]leaseStatus, error) {
 	t := outbox.Tables{}.WithDefaults()
-	rows, err := db.QueryContext(ctx, `SELECT partition_no, owner, expires_at, expires_at > NOW(6) FROM `+
+	rows, err := db.QueryContext(ctx, `SELECT partition_no, owner, UNIX_TIMESTAMP(expires_at), expires_at > NOW(6) FROM `+
 		outbox.QuoteIdentifier(t.Leases)+` WHERE lease_group = ? AND partition_no < ? ORDER BY partition_no`, group, partitions)
 	if err != nil {
 		return nil, fmt.Errorf("read relay leases: %w", err)
@@ -169,11 +169,11 @@ func readLeases(ctx context.Context, db *sql.DB, group string, partitions int) (
 	out := []leaseStatus{}
 	for rows.Next() {
 		var l leaseStatus
-		var expires []byte
+		var expires float64
 		if err := rows.Scan(&l.Partition, &l.Owner, &expires, &l.Valid); err != nil {
 			return nil, fmt.Errorf("read relay leases: %w", err)
 		}
-		l.ExpiresAt, _ = time.Parse("2006-01-02 15:04:05.999999", string(expires))
+		l.ExpiresAt = time.UnixMicro(int64(expires * 1e6)).UTC()
 		out = append(out, l)
 	}
 	return out, rows.Err()
@@ -236,7 +236,7 @@ func passiveDepth(conn *amqp.Connection, q *queueStatus) error {
 
 func (r *statusReport) format(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "OUTBOX\t%d pending\toldest %s\n", r.Backlog, age(r.OldestAge))
+	fmt.Fprintf(tw, "OUTBOX: %d pending, oldest %s; relay group %s\n", r.Backlog, age(r.OldestAge), r.Group)
 	fmt.Fprintln(tw, "PARTITION\tPENDING\tOLDEST\tOWNER\tLEASE EXPIRES")
 	leases := map[int]leaseStatus{}
 	for _, l := range r.Leases {
@@ -252,7 +252,7 @@ func (r *statusReport) format(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", p.Partition, p.Pending, age(p.OldestAge), owner, expires)
 	}
-	fmt.Fprintf(tw, "\nDEAD ROWS\t%d\t(see syncworker outbox dead list)\n", r.Dead)
+	fmt.Fprintf(tw, "\nDEAD ROWS: %d (see syncworker outbox dead list)\n", r.Dead)
 	if len(r.Queues) > 0 {
 		fmt.Fprintln(tw, "\nQUEUE\tKIND\tREADY\tUNACKED\tCONSUMERS")
 		for _, q := range r.Queues {
