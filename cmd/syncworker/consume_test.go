@@ -83,7 +83,7 @@ func TestConsumeConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty.yaml")
 	unknown := filepath.Join(dir, "unknown.yaml")
-	os.WriteFile(empty, []byte("consume:\n  queue: q\n"), 0o600)                   //nolint:errcheck
+	os.WriteFile(empty, []byte("consume:\n  queue: q\n"), 0o600)                     //nolint:errcheck
 	os.WriteFile(unknown, []byte("consume:\n  queue: q\n  no_such_key: 1\n"), 0o600) //nolint:errcheck
 	env := map[string]string{"SYNCWORKER_MYSQL_DSN": "", "SYNCWORKER_AMQP_URL": ""}
 	code, _, errOut := runCLI(t, env, "", "consume", "--config", empty)

@@ -92,4 +92,3 @@ func metricValue(body, series string) float64 {
 	}
 	return -1
 }
-
