@@ -46,6 +46,7 @@ type dlqCommand struct {
 	lot    string
 	limit  int
 	filter dlqFilter
+	parked int // messages in the parking lot when opened
 }
 
 func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *flag.FlagSet), defaultLimit int) (*dlqCommand, *cliEnv, error) {
@@ -101,6 +102,7 @@ func (c *dlqCommand) scan(ch *amqp.Channel, visit func(d *amqp.Delivery) error) 
 	return matched, nil
 }
 
+// open connects and checks the parking lot exists, noting how many messages it holds.
 func (c *dlqCommand) open(name string) (*amqp.Connection, *amqp.Channel, error) {
 	conn, err := dialAMQP(c.s, "syncworker "+name)
 	if err != nil {
@@ -111,10 +113,12 @@ func (c *dlqCommand) open(name string) (*amqp.Connection, *amqp.Channel, error) 
 		conn.Close()
 		return nil, nil, err
 	}
-	if _, err := ch.QueueDeclarePassive(c.lot, false, false, false, false, nil); err != nil {
+	st, err := ch.QueueDeclarePassive(c.lot, false, false, false, false, nil)
+	if err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("parking lot %s: %w", c.lot, err)
 	}
+	c.parked = st.Messages
 	return conn, ch, nil
 }
 
@@ -169,7 +173,7 @@ func runDLQReplay(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("confirm mode: %w", err)
 	}
 	returns := pub.NotifyReturn(make(chan amqp.Return, 1))
-	replayed := 0
+	replayed, lastProgress := 0, time.Now()
 	_, err = c.scan(ch, func(d *amqp.Delivery) error {
 		if err := replayOne(ctx, pub, returns, d); err != nil {
 			return fmt.Errorf("message %s: %w (it stays parked)", d.MessageId, err)
@@ -178,8 +182,9 @@ func runDLQReplay(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("message %s was replayed but its ack failed, so it is also still parked: %w", d.MessageId, err)
 		}
 		replayed++
-		if replayed%100 == 0 {
-			fmt.Fprintf(env.stderr, "replayed %d...\n", replayed)
+		if time.Since(lastProgress) >= time.Second {
+			fmt.Fprintf(env.stderr, "replayed %d (the parking lot held %d)\n", replayed, c.parked)
+			lastProgress = time.Now()
 		}
 		return nil
 	})
@@ -244,11 +249,7 @@ func runDLQPurge(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer conn.Close()
 	if !yes {
-		st, err := ch.QueueDeclarePassive(c.lot, false, false, false, false, nil)
-		if err != nil {
-			return err
-		}
-		what := fmt.Sprintf("all %d messages", st.Messages)
+		what := fmt.Sprintf("all %d messages", c.parked)
 		if c.limit > 0 || !c.filter.empty() {
 			what = "the matching messages"
 			if c.limit > 0 {
