@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ type background struct {
 	stdout, stderr *lockedBuffer
 	cancel         context.CancelFunc
 	done           chan int
+	once           sync.Once
 }
 
 // startCommand runs args in-process with only env visible; the test's cleanup stops it and
@@ -35,16 +37,17 @@ func startCommand(t *testing.T, env map[string]string, args ...string) *backgrou
 // stop cancels the command and waits for it (once).
 func (bg *background) stop(t *testing.T) {
 	t.Helper()
-	bg.cancel()
-	select {
-	case code, ok := <-bg.done:
-		if ok && code != 0 {
-			t.Errorf("command exited %d; stderr:\n%s", code, bg.stderr.String())
+	bg.once.Do(func() {
+		bg.cancel()
+		select {
+		case code := <-bg.done:
+			if code != 0 {
+				t.Errorf("command exited %d; stderr:\n%s", code, bg.stderr.String())
+			}
+		case <-time.After(45 * time.Second):
+			t.Errorf("command did not stop within 45s of cancel")
 		}
-		close(bg.done)
-	case <-time.After(45 * time.Second):
-		t.Errorf("command did not stop within 45s of cancel")
-	}
+	})
 }
 
 // opsAddr waits for the "serving /metrics" log line and returns its address.
