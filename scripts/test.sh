@@ -91,6 +91,15 @@ ensure_rabbit() {
   fi
 }
 
+# The status command reads unacked counts from the management API (cmd/syncworker tests use
+# port 15672 of the broker's host, or SYNCWORKER_TEST_AMQP_MANAGEMENT_URL). Enabling an enabled
+# plugin changes nothing.
+enable_management() {
+  if [ -n "${SYNCWORKER_TEST_AMQP_MANAGEMENT_URL:-}${SYNCWORKER_TEST_AMQP_URL:-}" ] || ! have rabbitmq-plugins; then return 0; fi
+  timeout 60 rabbitmq-plugins -q enable rabbitmq_management >/dev/null 2>&1 ||
+    say "could not enable rabbitmq_management; set SYNCWORKER_TEST_AMQP_MANAGEMENT_URL for the status test"
+}
+
 # Remove broker entities that interrupted test runs left behind (names start with swt-).
 sweep_rabbit() {
   have rabbitmqctl || return 0
@@ -102,6 +111,7 @@ sweep_rabbit() {
 if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
   ensure_mysql
   ensure_rabbit
+  enable_management
   sweep_rabbit
 fi
 

@@ -21,6 +21,7 @@ func runConsume(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "consume", "--config FILE [flags]")
 	need := needs{mysql: true, amqp: true, consume: true}
 	b := bindSettings(fs, need)
+	b.logFlags()
 	b.str("http-listen", "address of /metrics, /healthz and /readyz, e.g. :9091; empty disables (http.listen)", func(s *settings) *string { return &s.HTTP.Listen })
 	b.str("queue", "queue to consume, declared by syncworker topology (consume.queue)", func(s *settings) *string { return &s.Consume.Queue })
 	b.str("consumer-name", "inbox scope: a message id is applied once per consumer name (consume.consumer_name)", func(s *settings) *string { return &s.Consume.ConsumerName })

@@ -41,7 +41,7 @@ func TestPasswordsNeverPrinted(t *testing.T) {
 		{"migrate"}, {"status", "--topology", "../../syncworker.example.yaml"}, {"outbox", "dead", "list"},
 		{"dlq", "list", "--queue", "q"}, {"dlq", "replay", "--queue", "q"}, {"topology", "plan", "-f", "x.yaml"},
 		{"consume", "--queue", "q", "--consumer-name", "c", "--log-level", "debug"},
-		{"migrate", "--log-format", "nonsense"},
+		{"consume", "--log-format", "nonsense"},
 		{"relay", "--help"}, {"consume", "--help"}, {"status", "--help"}, {"dlq", "replay", "--help"},
 	} {
 		code, out, errOut := runCLI(t, env, "", args...)

@@ -23,6 +23,7 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "relay", "[--config FILE] [flags]")
 	need := needs{mysql: true, amqp: true}
 	b := bindSettings(fs, need)
+	b.logFlags()
 	b.str("http-listen", "address of /metrics, /healthz and /readyz, e.g. :9090; empty disables (http.listen)", func(s *settings) *string { return &s.HTTP.Listen })
 	b.str("group", "name of the group of relays sharing this outbox (relay.group; default \"default\")", func(s *settings) *string { return &s.Relay.Group })
 	b.str("member-id", "this relay's unique name in the group (relay.member_id; default host-pid-random)", func(s *settings) *string { return &s.Relay.MemberID })

@@ -115,9 +115,13 @@ func bindSettings(fs *flag.FlagSet, n needs) *settingsFlags {
 	if n.amqp {
 		b.str("amqp-url", "RabbitMQ URL, amqp:// or amqps:// (amqp.url, env SYNCWORKER_AMQP_URL)", func(s *settings) *string { return &s.AMQP.URL })
 	}
+	return b
+}
+
+// logFlags adds --log-level and --log-format, for the commands that log.
+func (b *settingsFlags) logFlags() {
 	b.str("log-level", "debug, info, warn or error (log.level; default info)", func(s *settings) *string { return &s.Log.Level })
 	b.str("log-format", "json or console (log.format; default json)", func(s *settings) *string { return &s.Log.Format })
-	return b
 }
 
 // str binds a string flag with no default shown (the default is the setting's), so --help
