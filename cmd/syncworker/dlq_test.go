@@ -40,6 +40,7 @@ func queueDepth(t *testing.T, ch *amqp.Channel, q string) int {
 }
 
 func TestDLQListReplayPurge(t *testing.T) {
+	t.Parallel()
 	b := testenv.NewBroker(t)
 	q := b.Name("dlq")
 	applyTestTopology(t, b, q)

@@ -17,6 +17,7 @@ import (
 // while the consumer's queue is missing and 200 once it consumes; after messages flowed the
 // /metrics series have the counts.
 func TestRelayAndConsumeServeMetricsAndReadiness(t *testing.T) {
+	t.Parallel()
 	d := testenv.NewDatabase(t)
 	b := testenv.NewBroker(t)
 	ctx := context.Background()

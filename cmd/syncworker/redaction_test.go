@@ -14,6 +14,7 @@ import (
 // Every command run with a (wrong) password in the DSN and the URL fails or logs about the
 // connection, and the password appears nowhere: not in stdout, stderr, /readyz or /metrics.
 func TestPasswordsNeverPrinted(t *testing.T) {
+	t.Parallel()
 	d := testenv.NewDatabase(t)
 	b := testenv.NewBroker(t)
 	const secret = "Pw-Sekrit-4711"

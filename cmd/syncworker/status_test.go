@@ -57,6 +57,7 @@ queues:
 }
 
 func TestStatusShowsBacklogDeadLeasesAndQueueDepths(t *testing.T) {
+	t.Parallel()
 	d := testenv.NewDatabase(t)
 	b := testenv.NewBroker(t)
 	ctx := context.Background()
