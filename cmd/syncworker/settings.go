@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/syncworker/syncworker/internal/tlsconfig"
 	"github.com/syncworker/syncworker/subscriber"
@@ -175,12 +176,36 @@ func loadSettingsFile(path string) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
+	if flatConsumeFile(data) {
+		// The earlier consume-only file: its keys are the consume section's.
+		lines, err := decodeYAMLStrict(path, data, &s.Consume)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range lines {
+			s.lines["consume."+k] = v
+		}
+		return s, nil
+	}
 	lines, err := decodeYAMLStrict(path, data, s)
 	if err != nil {
 		return nil, err
 	}
 	s.lines = lines
 	return s, nil
+}
+
+// flatConsumeFile reports whether data is a consume-only file (row_sync, queue, ... at the top)
+// as `syncworker consume --config` read before the unified file; it still works.
+func flatConsumeFile(data []byte) bool {
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(data, &top) != nil {
+		return false
+	}
+	_, flat := top["row_sync"]
+	_, q := top["queue"]
+	_, sections := top["consume"]
+	return (flat || q) && !sections
 }
 
 // expand replaces ${VAR} in the DSN and URLs with environment variables, so the file can
@@ -323,18 +348,29 @@ func (s *settings) validateConsume(n needs, errs *configErrors) {
 	}
 }
 
-// secrets are the passwords in the settings, which must never be printed.
+// secrets are the passwords in the settings, which must never be printed. Passwords shorter
+// than minScrubbed are left out: replacing every "p" in the output would garble it, and
+// DSNs and URLs are redacted where they are printed anyway.
 func (s *settings) secrets() []string {
 	var out []string
-	if cfg, err := mysql.ParseDSN(s.MySQL.DSN); err == nil && cfg.Passwd != "" {
-		out = append(out, cfg.Passwd)
+	add := func(p string) {
+		if len(p) >= minScrubbed {
+			out = append(out, p)
+		}
+	}
+	if cfg, err := mysql.ParseDSN(s.MySQL.DSN); err == nil {
+		add(cfg.Passwd)
 	}
 	for _, raw := range []string{s.AMQP.URL, s.AMQP.ManagementURL} {
 		if u, err := url.Parse(raw); err == nil {
-			if p, ok := u.User.Password(); ok && p != "" {
-				out = append(out, p, url.QueryEscape(p), url.PathEscape(p))
+			if p, ok := u.User.Password(); ok {
+				add(p)
+				add(url.QueryEscape(p))
+				add(url.PathEscape(p))
 			}
 		}
 	}
 	return out
 }
+
+const minScrubbed = 4

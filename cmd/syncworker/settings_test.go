@@ -114,3 +114,19 @@ consume:
 		t.Fatalf("bad env value: %v", err)
 	}
 }
+
+// The consume-only file of before the unified config still works, with lines for problems.
+func TestFlatConsumeFileStillLoads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replica.yaml")
+	os.WriteFile(path, []byte("queue: demo.replica\nconsumer_name: demo\nretry:\n  delays: [1s, -5s]\nrow_sync:\n  tables:\n    - source: a\n      key_columns: [id]\n"), 0o600) //nolint:errcheck
+	env := map[string]string{"SYNCWORKER_MYSQL_DSN": "u:p@tcp(h:1)/d", "SYNCWORKER_AMQP_URL": "amqp://h/"}
+	_, err := loadForTest(t, env, needs{mysql: true, amqp: true, consume: true}, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "replica.yaml:4: consume.retry.delays[1]") {
+		t.Fatalf("flat file problem: %v", err)
+	}
+	os.WriteFile(path, []byte("queue: demo.replica\nconsumer_name: demo\nrow_sync:\n  tables:\n    - source: a\n      key_columns: [id]\n"), 0o600) //nolint:errcheck
+	s, err := loadForTest(t, env, needs{mysql: true, amqp: true, consume: true}, "--config", path)
+	if err != nil || s.Consume.Queue != "demo.replica" || len(s.Consume.RowSync.Tables) != 1 {
+		t.Fatalf("flat file: %v %+v", err, s)
+	}
+}
