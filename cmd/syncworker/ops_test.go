@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,6 +90,11 @@ consume:
 		code, body := httpGet(t, relayURL+"/readyz")
 		return code == 200 && strings.Contains(body, `"leases":"ok"`), fmt.Sprintf("relay /readyz = %d %s", code, body)
 	})
+	// status sees the live relay's leases (its lease group naming matches the publisher's).
+	code, out, errOut := runCLI(t, env, "", "status", "--json")
+	if code != 0 || strings.Count(out, `"owner": "`+memberOf(t, relay)+`"`) != 2 {
+		t.Errorf("status with a live relay: code %d, stderr %s, out:\n%s", code, errOut, out)
+	}
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, body := httpGet(t, relayURL+"/metrics")
 		ok := metricValue(body, "syncworker_relay_published_total") == n &&
@@ -118,4 +124,20 @@ func grepLines(body, prefix string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// memberOf reads the relay's member id from its "relay configured" log line.
+func memberOf(t *testing.T, bg *background) string {
+	t.Helper()
+	for _, line := range strings.Split(bg.stderr.String(), "\n") {
+		var entry struct {
+			Msg    string `json:"msg"`
+			Member string `json:"member"`
+		}
+		if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "relay configured" {
+			return entry.Member
+		}
+	}
+	t.Fatalf("no 'relay configured' line:\n%s", bg.stderr.String())
+	return ""
 }
