@@ -135,7 +135,8 @@ func TestStatusShowsBacklogDeadLeasesAndQueueDepths(t *testing.T) {
 			return false, err.Error()
 		}
 		// The management API's statistics lag by up to 5 s.
-		return len(rep.Queues) == 4 && rep.Queues[0].Unacked != nil && *rep.Queues[0].Unacked == 2, out
+		return len(rep.Queues) == 4 && rep.Queues[0].Unacked != nil && *rep.Queues[0].Unacked == 2 &&
+			rep.Queues[0].Ready == 3 && rep.Queues[3].Ready == 1, out
 	})
 	for p := 0; p < partitions; p++ {
 		if rep.Partitions[p].Pending != want[p] || (want[p] > 0) != (rep.Partitions[p].OldestAge > 0) {
