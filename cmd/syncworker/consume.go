@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/syncworker/syncworker/internal/redact"
@@ -88,6 +89,13 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_consume_consuming",
+		Help: "1 while the subscriber is connected and consuming its queue, else 0."}, func() float64 {
+		if sub.Consuming() {
+			return 1
+		}
+		return 0
+	}))
 	ready := newReadiness()
 	ready.add("database", db.PingContext)
 	ready.add("consumer", func(context.Context) error {

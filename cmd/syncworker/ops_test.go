@@ -102,6 +102,7 @@ consume:
 			metricValue(body, "syncworker_outbox_backlog") == 0 &&
 			metricValue(body, "syncworker_outbox_oldest_pending_age_seconds") == 0 &&
 			metricValue(body, "syncworker_relay_dead_total") == 0 &&
+			metricValue(body, "syncworker_relay_partitions_owned") == 2 &&
 			metricValue(body, "syncworker_relay_returned_total") == 0
 		return ok, "relay metrics:\n" + grepLines(body, "syncworker_")
 	})
@@ -110,6 +111,7 @@ consume:
 		ok := metricValue(body, "syncworker_consume_consumed_total") == n &&
 			metricValue(body, "syncworker_consume_duplicates_skipped_total") == 0 &&
 			metricValue(body, "syncworker_consume_parked_total") == 0 &&
+			metricValue(body, "syncworker_consume_consuming") == 1 &&
 			metricValue(body, "syncworker_consume_apply_latency_seconds_count") >= 1 &&
 			metricValue(body, "syncworker_consume_batch_size_sum") == n
 		return ok, "consume metrics:\n" + grepLines(body, "syncworker_")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/syncworker/syncworker/internal/redact"
@@ -101,6 +102,8 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_relay_partitions_owned",
+		Help: "Partitions this relay holds a lease on and publishes."}, func() float64 { return float64(len(relay.Owned())) }))
 	ready := newReadiness()
 	ready.add("database", db.PingContext)
 	probe := newBrokerProbe(s, "syncworker relay readiness")
