@@ -160,7 +160,7 @@ func (b *settingsFlags) load(env *cliEnv, n needs) (*settings, error) {
 			set(s)
 		}
 	})
-	s.expand(env.getenv)
+	s.expand(env.getenv, errs)
 	s.setDefaults()
 	s.validate(n, errs)
 	if err := errs.err(); err != nil {
@@ -209,12 +209,19 @@ func flatConsumeFile(data []byte) bool {
 }
 
 // expand replaces ${VAR} in the DSN and URLs with environment variables, so the file can
-// name a secret without holding it.
-func (s *settings) expand(getenv func(string) string) {
-	for _, p := range []*string{&s.MySQL.DSN, &s.AMQP.URL, &s.AMQP.ManagementURL} {
-		if strings.Contains(*p, "${") {
-			*p = os.Expand(*p, getenv)
+// name a secret without holding it. A variable that is not set is a problem.
+func (s *settings) expand(getenv func(string) string, errs *configErrors) {
+	for key, p := range map[string]*string{"mysql.dsn": &s.MySQL.DSN, "amqp.url": &s.AMQP.URL, "amqp.management_url": &s.AMQP.ManagementURL} {
+		if !strings.Contains(*p, "${") {
+			continue
 		}
+		*p = os.Expand(*p, func(name string) string {
+			v := getenv(name)
+			if v == "" {
+				errs.add(key, "names ${%s}, which is not set in the environment", name)
+			}
+			return v
+		})
 	}
 }
 

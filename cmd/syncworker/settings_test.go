@@ -109,6 +109,10 @@ consume:
 	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3: field pasword not found (unknown key)") || !strings.Contains(err.Error(), "bad.yaml:5: field partitons") {
 		t.Fatalf("unknown keys: %v", err)
 	}
+	_, err = loadForTest(t, nil, needs{mysql: true}, "--config", "../../syncworker.example.yaml")
+	if err == nil || !strings.Contains(err.Error(), "mysql.dsn: names ${MYSQL_PASSWORD}, which is not set") {
+		t.Fatalf("unset ${VAR}: %v", err)
+	}
 	_, err = loadForTest(t, map[string]string{"SYNCWORKER_LOG_LEVEL": "chatty"}, needs{})
 	if err == nil || !strings.Contains(err.Error(), "log.level") {
 		t.Fatalf("bad env value: %v", err)
