@@ -150,8 +150,10 @@ func (p *producer) tx(ctx context.Context, eventType string, o *order, change fu
 	if err != nil {
 		return err
 	}
+	// Keyed by customer: one subscriber lane then owns each customer's totals row, so lanes
+	// never wait for each other's locks (keying by order made them deadlock on the totals).
 	domain := outbox.Message{Exchange: p.exchange, RoutingKey: eventType, Type: eventType, AggregateType: "order",
-		PartitionKey: fmt.Sprintf("order:%d", o.id), Payload: payload}
+		PartitionKey: "customer:" + o.customer, Payload: payload}
 	if err := outbox.Write(ctx, tx, row, domain); err != nil {
 		return err
 	}
