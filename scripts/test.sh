@@ -99,10 +99,17 @@ sweep_rabbit() {
   done || true
 }
 
+# --- docker-compose (only to check docker-compose.yml; no Docker engine is needed) ------------
+ensure_compose() {
+  have docker-compose && return 0
+  apt_install docker-compose || die "docker-compose is not installed and cannot be installed here: apt-get install docker-compose, or set SYNCWORKER_SKIP_INTEGRATION=1"
+}
+
 if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
   ensure_mysql
   ensure_rabbit
   sweep_rabbit
+  ensure_compose
 fi
 
 say "gofmt"
@@ -111,6 +118,10 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 say "go vet"
 go vet ./...
+
+# The Dockerfile check lives in a module of its own (BuildKit's parser stays out of go.mod).
+say "Dockerfile check (tools/dockerfilecheck)"
+(cd tools/dockerfilecheck && go vet ./... && go test -count=1 ./... && go run . ../../Dockerfile)
 
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
