@@ -102,7 +102,8 @@ sweep_rabbit() {
 # --- docker-compose (only to check docker-compose.yml; no Docker engine is needed) ------------
 ensure_compose() {
   have docker-compose && return 0
-  apt_install docker-compose || die "docker-compose is not installed and cannot be installed here: apt-get install docker-compose, or set SYNCWORKER_SKIP_INTEGRATION=1"
+  # Without it the compose test fails and says so; the other tests still run.
+  apt_install docker-compose || printf 'test.sh: warning: docker-compose is not installed and cannot be installed here (apt-get install docker-compose); TestComposeFileIsValid will fail\n' >&2
 }
 
 if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
