@@ -34,13 +34,21 @@ func (w *walker) walk(ctx context.Context) error {
 func (w *walker) chunk(ctx context.Context, lo, hi []any) error {
 	r := w.report
 	r.Chunks++
+	// The two sides are summed at the same time: they are usually on different servers.
+	var d chunkSum
+	var repErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d, repErr = w.rep.checksum(ctx, w.cfg.Replica, lo, hi)
+	}()
 	s, err := w.src.checksum(ctx, w.cfg.Source, lo, hi)
+	<-done
 	if err != nil {
 		return fmt.Errorf("verify: checksum source chunk: %w", err)
 	}
-	d, err := w.rep.checksum(ctx, w.cfg.Replica, lo, hi)
-	if err != nil {
-		return fmt.Errorf("verify: checksum replica chunk: %w", err)
+	if repErr != nil {
+		return fmt.Errorf("verify: checksum replica chunk: %w", repErr)
 	}
 	r.SourceRows += s.rows
 	r.ReplicaRows += d.rows
