@@ -59,7 +59,7 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 		res.SyncTime.Round(time.Millisecond), float64(res.Events)/res.SyncTime.Seconds())
 	if res.Drift() {
 		if res.Verify.Drift() {
-			return driftError{res.Verify}
+			return driftError{r: res.Verify}
 		}
 		return demoDriftError{res.Projection.Wrong}
 	}
