@@ -52,14 +52,18 @@ func TestDemoWithExternalWorkersLikeCompose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer server.Close()
+	t.Cleanup(func() { server.Close() }) // after the drops below (cleanups run last-in, first-out)
 	dsn := map[string]string{}
 	for _, part := range []string{"orders", "replica", "projection"} {
 		name := dbPrefix + "_" + part
 		if _, err := server.Exec("CREATE DATABASE " + name); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { server.Exec("DROP DATABASE IF EXISTS " + name) }) //nolint:errcheck // best effort
+		t.Cleanup(func() {
+			if _, err := server.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
+				t.Errorf("drop %s: %v", name, err)
+			}
+		})
 		dsn[part] = testenv.MySQLDSNFor(name)
 		if code, out, errOut := runCLI(t, nil, "", "migrate", "--dsn", dsn[part]); code != 0 {
 			t.Fatalf("migrate %s: %s %s", part, out, errOut)

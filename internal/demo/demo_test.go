@@ -37,9 +37,16 @@ func testConfig(t *testing.T) (Config, *bytes.Buffer) {
 	prefix := b.Prefix + "demo"
 	trackTopology(t, b, prefix)
 	var progress bytes.Buffer
-	return Config{ServerDSN: testenv.MySQLDSNWithTimeout(), AMQPURL: b.URL, Prefix: prefix,
+	cfg := Config{ServerDSN: testenv.MySQLDSNWithTimeout(), AMQPURL: b.URL, Prefix: prefix,
 		DatabasePrefix: "swt_demo_" + testenv.RandomSuffix(8), Orders: 300, Writers: 4,
-		Progress: &progress, ProgressInterval: 100 * time.Millisecond}, &progress
+		Progress: &progress, ProgressInterval: 100 * time.Millisecond}
+	// Run drops them when it succeeds; this covers failures and Keep.
+	t.Cleanup(func() {
+		if err := dropDatabases(context.Background(), cfg); err != nil {
+			t.Errorf("drop demo databases: %v", err)
+		}
+	})
+	return cfg, &progress
 }
 
 func TestDemoEndsWithoutDrift(t *testing.T) {
@@ -83,7 +90,6 @@ func TestDemoKeepRerunAndDrift(t *testing.T) {
 	t.Parallel()
 	cfg, progress := testConfig(t)
 	cfg.Keep, cfg.Orders = true, 60
-	t.Cleanup(func() { dropDatabases(context.Background(), cfg) }) //nolint:errcheck // best effort
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for run := 1; run <= 2; run++ {
