@@ -15,6 +15,7 @@ import (
 
 	"github.com/syncworker/syncworker/internal/redact"
 	"github.com/syncworker/syncworker/internal/verify"
+	"github.com/syncworker/syncworker/outbox"
 )
 
 // Config configures a demo run. ServerDSN and AMQPURL are required.
@@ -100,10 +101,8 @@ func (c Config) Validate() error {
 	if c.Writers < 1 {
 		errs = append(errs, fmt.Errorf("Writers %d must be at least 1", c.Writers))
 	}
-	for _, name := range []string{c.DatabasePrefix + "_projection"} {
-		if len(name) > 64 {
-			errs = append(errs, fmt.Errorf("DatabasePrefix %q is too long", c.DatabasePrefix))
-		}
+	if err := outbox.ValidateIdentifier(c.DatabasePrefix + "_projection"); err != nil {
+		errs = append(errs, fmt.Errorf("DatabasePrefix %q: %w", c.DatabasePrefix, err))
 	}
 	return errors.Join(errs...)
 }

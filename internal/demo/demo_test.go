@@ -130,3 +130,12 @@ func TestExampleTopologyIsTheDemos(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestConfigProblemsAreReportedTogether(t *testing.T) {
+	_, err := Run(context.Background(), Config{DatabasePrefix: "bad-name", Orders: -1})
+	for _, want := range []string{"ServerDSN is required", "AMQPURL is required", "Orders -1", "DatabasePrefix"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
