@@ -22,8 +22,16 @@ func TestDemoCommand(t *testing.T) {
 		b.Track(q+".retry.1s", q+".retry.5s", q+".parked")
 	}
 	env := map[string]string{"SYNCWORKER_MYSQL_DSN": testenv.MySQLDSNWithTimeout(), "SYNCWORKER_AMQP_URL": b.URL}
-	code, out, errOut := runCLI(t, env, "", "demo", "--orders", "40", "--writers", "2", "--prefix", prefix,
-		"--db-prefix", "swt_demo_"+testenv.RandomSuffix(8))
+	dbPrefix := "swt_demo_" + testenv.RandomSuffix(8)
+	t.Cleanup(func() { // the demo drops them itself when it succeeds
+		if server, err := sql.Open("mysql", testenv.MySQLDSNWithTimeout()); err == nil {
+			for _, part := range []string{"orders", "replica", "projection"} {
+				server.Exec("DROP DATABASE IF EXISTS " + dbPrefix + "_" + part) //nolint:errcheck // best effort
+			}
+			server.Close()
+		}
+	})
+	code, out, errOut := runCLI(t, env, "", "demo", "--orders", "40", "--writers", "2", "--prefix", prefix, "--db-prefix", dbPrefix)
 	if code != 0 || !strings.Contains(out, "OK: the replica matches the source") || !strings.Contains(out, "0 with wrong totals") {
 		t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
