@@ -44,6 +44,7 @@ func TestPasswordsNeverPrinted(t *testing.T) {
 		{"consume", "--queue", "q", "--consumer-name", "c", "--log-level", "debug"},
 		{"consume", "--log-format", "nonsense"},
 		{"relay", "--help"}, {"consume", "--help"}, {"status", "--help"}, {"dlq", "replay", "--help"},
+		{"verify", "--help"}, {"demo", "--help"}, {"migrate", "--help"}, {"topology", "apply", "--help"},
 	} {
 		code, out, errOut := runCLI(t, env, "", args...)
 		check(strings.Join(args, " ")+" stdout", out)

@@ -43,8 +43,9 @@ func (driftError) ExitCode() int { return exitDrift }
 
 func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "verify", "--source-dsn DSN --replica-dsn DSN (--table T --key COL[,COL] | --config consume.yaml) [flags]")
-	sourceDSN := fs.String("source-dsn", env.getenv("SYNCWORKER_MYSQL_DSN"), "DSN of the source database (env SYNCWORKER_MYSQL_DSN)")
-	replicaDSN := fs.String("replica-dsn", env.getenv("SYNCWORKER_REPLICA_DSN"), "DSN of the replica database, may be another server (env SYNCWORKER_REPLICA_DSN)")
+	// DSN defaults come from the environment after parsing, so --help never prints a password.
+	sourceDSN := fs.String("source-dsn", "", "DSN of the source database (env SYNCWORKER_MYSQL_DSN)")
+	replicaDSN := fs.String("replica-dsn", "", "DSN of the replica database, may be another server (env SYNCWORKER_REPLICA_DSN)")
 	table := fs.String("table", "", "source table")
 	replicaTable := fs.String("replica-table", "", "replica table (default: --table)")
 	key := fs.String("key", "", "comma-separated key columns (the mapping's key_columns)")
@@ -55,6 +56,12 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	mappingFile := fs.String("config", "", "a 'syncworker consume' config file: verify every row_sync table mapping in it (source, target, key_columns, columns) instead of --table")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *sourceDSN == "" {
+		*sourceDSN = env.getenv("SYNCWORKER_MYSQL_DSN")
+	}
+	if *replicaDSN == "" {
+		*replicaDSN = env.getenv("SYNCWORKER_REPLICA_DSN")
 	}
 	var problems []error
 	required := []struct{ v, what string }{{*sourceDSN, "--source-dsn"}, {*replicaDSN, "--replica-dsn"}}
