@@ -134,3 +134,11 @@ func TestFlatConsumeFileStillLoads(t *testing.T) {
 		t.Fatalf("flat file: %v %+v", err, s)
 	}
 }
+
+// verify --config reads the mappings of the unified file's consume section too.
+func TestVerifyReadsMappingsOfTheUnifiedFile(t *testing.T) {
+	jobs, err := verifyJobsFromConsumeFile("../../syncworker.example.yaml")
+	if err != nil || len(jobs) != 1 || jobs[0].SourceTable != "orders" || jobs[0].ReplicaTable != "orders_replica" {
+		t.Fatalf("jobs %+v, err %v", jobs, err)
+	}
+}

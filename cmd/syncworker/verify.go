@@ -7,16 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/syncworker/syncworker/internal/redact"
 	"github.com/syncworker/syncworker/internal/verify"
-	"github.com/syncworker/syncworker/subscriber"
 )
 
 func init() {
@@ -120,24 +117,18 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-// verifyJobsFromConsumeFile reads the row_sync table mappings of a consume config file (other
-// keys are ignored here; `syncworker consume` checks them).
+// verifyJobsFromConsumeFile reads the row_sync table mappings of a config file: the unified
+// file's consume section or a consume-only file (settings.go decodes both, strictly).
 func verifyJobsFromConsumeFile(path string) ([]verify.Config, error) {
-	data, err := os.ReadFile(path)
+	s, err := loadSettingsFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, err
 	}
-	var file struct {
-		RowSync subscriber.RowSyncConfig `yaml:"row_sync"`
-	}
-	if err := yaml.Unmarshal(data, &file); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(file.RowSync.Tables) == 0 {
-		return nil, fmt.Errorf("%s maps no row_sync tables", path)
+	if len(s.Consume.RowSync.Tables) == 0 {
+		return nil, fmt.Errorf("%s maps no row_sync tables (consume.row_sync.tables)", path)
 	}
 	var jobs []verify.Config
-	for _, m := range file.RowSync.Tables {
+	for _, m := range s.Consume.RowSync.Tables {
 		jobs = append(jobs, verify.Config{SourceTable: m.Source, ReplicaTable: m.Target, KeyColumns: m.KeyColumns, Columns: m.Columns})
 	}
 	return jobs, nil
