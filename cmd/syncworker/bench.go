@@ -53,16 +53,17 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fs := newFlagSet(env, "bench", "SCENARIO [flags]\n\nScenarios: "+strings.Join(names, ", ")+", all")
 	o := bench.Options{}
-	fs.StringVar(&o.DSN, "dsn", envOr(env, "SYNCWORKER_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/"),
-		"MySQL server DSN; each scenario creates and drops its own database (env SYNCWORKER_MYSQL_DSN)")
-	fs.StringVar(&o.AMQPURL, "amqp-url", envOr(env, "SYNCWORKER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-		"RabbitMQ URL (env SYNCWORKER_AMQP_URL)")
-	fs.IntVar(&o.Messages, "messages", 20000, "messages per scenario (ceiling, relay, apply); write runs messages/10 rounds")
+	// Defaults come from the environment after parsing, so --help never prints a password.
+	fs.StringVar(&o.DSN, "dsn", "",
+		"MySQL server DSN; each scenario creates and drops its own database (env SYNCWORKER_MYSQL_DSN, else root@tcp(127.0.0.1:3306)/)")
+	fs.StringVar(&o.AMQPURL, "amqp-url", "",
+		"RabbitMQ URL (env SYNCWORKER_AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)")
+	fs.IntVar(&o.Messages, "messages", 20000, "messages per scenario (ceiling, relay, apply; backlog drains messages/2 and 10 x messages); write runs messages/10 rounds")
 	fs.IntVar(&o.PayloadSize, "payload", 256, "payload bytes per message")
 	fs.IntVar(&o.Rate, "rate", 1000, "messages per second (latency)")
 	fs.IntVar(&o.Writers, "writers", 8, "concurrent writer transactions (latency)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run (latency)")
-	fs.IntVar(&o.Channels, "channels", 4, "publishing channels (ceiling; same as the relay's)")
+	fs.IntVar(&o.Channels, "channels", 4, "publishing channels (ceiling, and the relay's in relay, backlog, latency)")
 	fs.IntVar(&o.Window, "window", 512, "outstanding publisher confirms per channel (ceiling and relay; the relay's default)")
 	fs.BoolVar(&o.Notify, "notify", false, "latency: writers call Relay.Notify after each commit (an embedded relay); default off, a relay in its own process polls")
 	fs.IntVar(&o.BatchSize, "batch", 0, "subscriber group-commit batch for apply (default: the subscriber's, 32)")
@@ -82,6 +83,12 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	scenario := args[0]
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
+	}
+	if o.DSN == "" {
+		o.DSN = envOr(env, "SYNCWORKER_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/")
+	}
+	if o.AMQPURL == "" {
+		o.AMQPURL = envOr(env, "SYNCWORKER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 	}
 	if o.BatchSize < 0 {
 		return fmt.Errorf("--batch must not be negative")

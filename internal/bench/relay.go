@@ -84,6 +84,9 @@ func relayDrain(ctx context.Context, o Options, n int) (Result, error) {
 	cmd := exec.CommandContext(ctx, o.RelayBinary, "relay", "--channels", strconv.Itoa(o.Channels),
 		"--window", strconv.Itoa(o.Window), "--member-id", "bench-"+suffix)
 	cmd.Env = append(os.Environ(), "SYNCWORKER_MYSQL_DSN="+dsn, "SYNCWORKER_AMQP_URL="+o.AMQPURL)
+	// Interrupting the bench stops the relay as an operator would; killed only if it hangs.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	var stderr strings.Builder
 	cmd.Stderr = &limitedWriter{w: &stderr, left: 64 << 10}
 	start := time.Now()
