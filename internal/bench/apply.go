@@ -62,7 +62,7 @@ func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
 	}
 	counter := &consumedCounter{}
 	sub, err := subscriber.New(db, subscriber.Config{AMQPURL: o.AMQPURL, Queue: q.Queue, ConsumerName: "bench",
-		Handler: rs.Handle, BatchHandler: rs.HandleBatch, BatchSize: batch, RetryDelays: q.Delays, InboxCleanInterval: -1, Metrics: counter})
+		Handler: rs.Handle, BatchHandler: rs.HandleBatch, BatchSize: batch, RetryDelays: q.Delays, InboxCleanInterval: -1, Metrics: counter, FlushInterval: o.Flush})
 	if err != nil {
 		return Result{}, err
 	}

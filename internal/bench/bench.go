@@ -34,6 +34,7 @@ type Options struct {
 	RelayBinary string        // syncworker binary run as the relay process (relay, backlog)
 	BatchSize   int           // subscriber group-commit batch for apply; 0 = the subscriber's default
 	Notify      bool          // latency: writers call Relay.Notify after each commit
+	Flush       time.Duration // subscriber FlushInterval (latency, apply); 0 = the subscriber's default
 	Log         *zap.Logger
 }
 

@@ -61,7 +61,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	sub, err := subscriber.New(db, subscriber.Config{AMQPURL: o.AMQPURL, Queue: q.Queue, ConsumerName: "bench",
-		Handler: handler, RetryDelays: q.Delays, InboxCleanInterval: -1})
+		Handler: handler, RetryDelays: q.Delays, InboxCleanInterval: -1, FlushInterval: o.Flush})
 	if err != nil {
 		return Result{}, err
 	}
