@@ -41,7 +41,7 @@ func NewRelayStore(db *sql.DB, tables Tables) (*RelayStore, error) {
 	}
 	const cols = `id, partition_hash, message_id, exchange_name, routing_key, partition_key, event_type, aggregate_type,
   content_type, correlation_id, headers, payload, UNIX_TIMESTAMP(created_at), attempts,
-  TIMESTAMPDIFF(MICROSECOND, NOW(6), next_attempt_at)`
+  TIMESTAMPDIFF(MICROSECOND, NOW(6), next_attempt_at), TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6))`
 	// Both forms walk ix_partition (partition_hash, id) in order: no filesort, no extra index.
 	fetch := "SELECT " + cols + " FROM {outbox} WHERE partition_hash BETWEEN ? AND ? %s ORDER BY partition_hash, id LIMIT ?"
 	s := &RelayStore{db: db, tables: tables}
@@ -79,6 +79,10 @@ type PendingRow struct {
 	Payload       []byte
 	CreatedAt     time.Time
 	Attempts      int // failed attempts so far
+	// WrittenAt is when the row was written, on this process's clock: its age on the database
+	// clock at fetch time, subtracted from the local time the fetch started. Latency metrics use
+	// it, so neither clock skew nor time zones distort them.
+	WrittenAt time.Time
 }
 
 // FetchRequest says which partition to read and how much.
@@ -124,6 +128,7 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 	for page := 0; ; page++ {
 		var rows *sql.Rows
 		var err error
+		fetchStart := time.Now()
 		if page == 0 {
 			rows, err = s.db.QueryContext(ctx, s.fetchFirst, req.Lo, req.Hi, req.Limit)
 		} else {
@@ -137,14 +142,15 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 		for rows.Next() {
 			var r PendingRow
 			var created sql.NullString
-			var waitUS sql.NullInt64
+			var waitUS, ageUS sql.NullInt64
 			var hash uint32
 			if err := rows.Scan(&r.ID, &hash, &r.MessageID, &r.Exchange, &r.RoutingKey, &r.PartitionKey, &r.Type,
 				&r.AggregateType, &r.ContentType, &r.CorrelationID, &r.Headers, &r.Payload, &created,
-				&r.Attempts, &waitUS); err != nil {
+				&r.Attempts, &waitUS, &ageUS); err != nil {
 				rows.Close()
 				return res, fmt.Errorf("outbox: fetch: scan row: %w", err)
 			}
+			r.WrittenAt = fetchStart.Add(-time.Duration(max(ageUS.Int64, 0)) * time.Microsecond)
 			n++
 			res.Scanned++
 			lastID = r.ID

@@ -217,3 +217,25 @@ func TestLeaseStore(t *testing.T) {
 		t.Errorf("live members after m1 left = %d, want 1", n)
 	}
 }
+
+// WrittenAt places a row's write on this process's clock from its age on the database clock,
+// so latency metrics hold whatever the time zone or clock skew between the two machines.
+func TestFetchGivesWrittenAtOnTheLocalClock(t *testing.T) {
+	t.Parallel()
+	db := newStoreDB(t)
+	before := time.Now()
+	writeMsgs(t, db, outbox.Message{ID: "w1", Exchange: "x"})
+	time.Sleep(20 * time.Millisecond) // the row ages a little before it is read
+	store, err := outbox.NewRelayStore(db.DB, outbox.Tables{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := store.Fetch(context.Background(), outbox.FetchRequest{Lo: 0, Hi: ^uint32(0), Limit: 10})
+	if err != nil || len(res.Rows) != 1 {
+		t.Fatalf("fetch: %v, %d rows", err, len(res.Rows))
+	}
+	w := res.Rows[0].WrittenAt
+	if w.Before(before.Add(-time.Second)) || w.After(time.Now()) || time.Since(w) < 20*time.Millisecond {
+		t.Fatalf("WrittenAt %v is not between the write (%v) and 20ms before now", w, before)
+	}
+}

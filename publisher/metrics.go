@@ -12,6 +12,7 @@ type Metrics interface {
 	Retried(n int)                    // failed rows scheduled for another attempt
 	Dead(n int)                       // rows moved to the dead table
 	BatchSize(n int)                  // rows published by one sweep of a partition
+	PublishLatency(d time.Duration)   // outbox INSERT to publish, per message (database clock)
 	ConfirmLatency(d time.Duration)   // publish to confirm, per message
 	Backlog(n int64)                  // rows in the outbox (sampled every StatsInterval)
 	OldestPendingAge(d time.Duration) // age of the oldest row (sampled every StatsInterval)
@@ -26,6 +27,7 @@ func (NopMetrics) Nacked(int)                     {}
 func (NopMetrics) Retried(int)                    {}
 func (NopMetrics) Dead(int)                       {}
 func (NopMetrics) BatchSize(int)                  {}
+func (NopMetrics) PublishLatency(time.Duration)   {}
 func (NopMetrics) ConfirmLatency(time.Duration)   {}
 func (NopMetrics) Backlog(int64)                  {}
 func (NopMetrics) OldestPendingAge(time.Duration) {}

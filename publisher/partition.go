@@ -184,6 +184,7 @@ publishing:
 		switch err := pc.publish(ctx, row.Exchange, row.RoutingKey, msg, results, i); {
 		case err == nil:
 			sent++
+			cfg.Metrics.PublishLatency(time.Since(row.WrittenAt))
 			if perKey != nil {
 				perKey[row.PartitionKey]++
 			}

@@ -9,7 +9,7 @@ import (
 // relayMetrics is publisher.Metrics on Prometheus. Names are listed in README.md (Metrics).
 type relayMetrics struct {
 	published, returned, nacked, retried, dead prometheus.Counter
-	batchSize, confirmLatency                  prometheus.Histogram
+	batchSize, publishLatency, confirmLatency  prometheus.Histogram
 	backlog, oldestAge                         prometheus.Gauge
 }
 
@@ -32,12 +32,14 @@ func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 		dead:      counter("dead", "Rows moved to the dead table after their last attempt."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "syncworker_relay_batch_size",
 			Help: "Rows published by one sweep of a partition.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
+		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "syncworker_relay_publish_latency_seconds",
+			Help: "Time from the outbox INSERT to the publish, per message (measured on the database clock).", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 18)}),
 		confirmLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "syncworker_relay_confirm_latency_seconds",
 			Help: "Time from publish to the broker's confirm, per message.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		backlog:   gauge("syncworker_outbox_backlog", "Rows waiting in the outbox (sampled every relay.stats_interval)."),
 		oldestAge: gauge("syncworker_outbox_oldest_pending_age_seconds", "Age of the oldest outbox row (sampled every relay.stats_interval)."),
 	}
-	reg.MustRegister(m.batchSize, m.confirmLatency)
+	reg.MustRegister(m.batchSize, m.publishLatency, m.confirmLatency)
 	return m
 }
 
@@ -47,6 +49,7 @@ func (m *relayMetrics) Nacked(n int)                     { m.nacked.Add(float64(
 func (m *relayMetrics) Retried(n int)                    { m.retried.Add(float64(n)) }
 func (m *relayMetrics) Dead(n int)                       { m.dead.Add(float64(n)) }
 func (m *relayMetrics) BatchSize(n int)                  { m.batchSize.Observe(float64(n)) }
+func (m *relayMetrics) PublishLatency(d time.Duration)   { m.publishLatency.Observe(d.Seconds()) }
 func (m *relayMetrics) ConfirmLatency(d time.Duration)   { m.confirmLatency.Observe(d.Seconds()) }
 func (m *relayMetrics) Backlog(n int64)                  { m.backlog.Set(float64(n)) }
 func (m *relayMetrics) OldestPendingAge(d time.Duration) { m.oldestAge.Set(d.Seconds()) }

@@ -99,6 +99,7 @@ consume:
 		_, body := httpGet(t, relayURL+"/metrics")
 		ok := metricValue(body, "syncworker_relay_published_total") == n &&
 			metricValue(body, "syncworker_relay_confirm_latency_seconds_count") == n &&
+			metricValue(body, "syncworker_relay_publish_latency_seconds_count") == n &&
 			metricValue(body, "syncworker_outbox_backlog") == 0 &&
 			metricValue(body, "syncworker_outbox_oldest_pending_age_seconds") == 0 &&
 			metricValue(body, "syncworker_relay_dead_total") == 0 &&
