@@ -408,6 +408,7 @@ type process struct {
 	cmd      *exec.Cmd
 	stopping bool
 	done     chan struct{} // closed when the supervisor ends
+	alive    bool // started and not yet reaped
 	exits    int
 }
 
@@ -432,13 +433,14 @@ func (p *process) start(t *testing.T) {
 				return
 			}
 			err := cmd.Start()
-			p.cmd = cmd
+			p.cmd, p.alive = cmd, err == nil
 			p.mu.Unlock()
 			if err == nil {
 				err = cmd.Wait()
 			}
 			fmt.Fprintf(log, "=== chaos: %s exited: %v\n", p.name, err)
 			p.mu.Lock()
+			p.alive = false
 			p.exits++
 			stopping := p.stopping
 			p.mu.Unlock()
@@ -450,13 +452,23 @@ func (p *process) start(t *testing.T) {
 	}()
 }
 
+// signal sends sig to the running process, waiting up to 10s for the supervisor to
+// (re)start it.
 func (p *process) signal(sig syscall.Signal) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cmd == nil || p.cmd.Process == nil {
-		return fmt.Errorf("%s is not running", p.name)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		if p.alive {
+			err := p.cmd.Process.Signal(sig)
+			p.mu.Unlock()
+			return err
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s has not been running for 10s", p.name)
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the supervisor's restart
 	}
-	return p.cmd.Process.Signal(sig)
 }
 
 func (p *process) kill() error { return p.signal(syscall.SIGKILL) }
@@ -478,7 +490,7 @@ func (p *process) stop() {
 		return
 	}
 	p.stopping = true
-	if p.cmd != nil && p.cmd.Process != nil {
+	if p.alive {
 		p.cmd.Process.Signal(syscall.SIGCONT) //nolint:errcheck // may have exited
 		p.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
 	}
