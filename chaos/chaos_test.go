@@ -408,7 +408,7 @@ type process struct {
 	cmd      *exec.Cmd
 	stopping bool
 	done     chan struct{} // closed when the supervisor ends
-	alive    bool // started and not yet reaped
+	alive    bool          // started and not yet reaped
 	exits    int
 }
 
