@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"slices"
 	"sort"
 	"strings"
@@ -131,6 +132,11 @@ func permanent(format string, args ...any) error {
 func (r *RowSync) Handle(ctx context.Context, tx *sql.Tx, msg Message) error {
 	if msg.Type != outbox.EventTypeRowUpsert && msg.Type != outbox.EventTypeRowDelete {
 		return permanent("event type %q is not a row-sync event", msg.Type)
+	}
+	if msg.ContentType != "" {
+		if mt, _, err := mime.ParseMediaType(msg.ContentType); err != nil || mt != outbox.DefaultContentType {
+			return permanent("content type %q is not %s", msg.ContentType, outbox.DefaultContentType)
+		}
 	}
 	change, err := outbox.DecodeRowChange(msg.Payload)
 	if err != nil {
