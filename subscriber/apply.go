@@ -3,6 +3,7 @@ package subscriber
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -168,7 +169,7 @@ func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, e
 	}
 	for _, it := range items {
 		if herr := s.callHandler(ctx, tx, it.msg); herr != nil {
-			if isDeadlock(herr) {
+			if isDeadlock(herr) || isConnectionLost(herr) {
 				return false, fmt.Errorf("%w: handler: %w", errTxBroken, herr)
 			}
 			it.outcome, it.err = outcomeFailed, herr
@@ -210,7 +211,7 @@ func (s *Subscriber) applySavepoints(ctx context.Context, items []*item) (err er
 		} else if n == 0 {
 			it.outcome = outcomeDuplicate
 		} else if herr := s.callHandler(ctx, tx, it.msg); herr != nil {
-			if isDeadlock(herr) {
+			if isDeadlock(herr) || isConnectionLost(herr) {
 				return fmt.Errorf("%w: handler: %w", errTxBroken, herr)
 			}
 			// If the handler's failure broke the transaction otherwise (a lost connection),
@@ -255,4 +256,14 @@ func ackQuietly(log *zap.Logger, d *amqp.Delivery) {
 func isDeadlock(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1213
+}
+
+// isConnectionLost reports a handler error that is the database connection failing (killed,
+// cut, server gone), not the message: the transaction is lost, so the batch is retried.
+func isConnectionLost(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1927 || me.Number == 1053 // connection killed, server shutting down
+	}
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, sql.ErrConnDone)
 }
