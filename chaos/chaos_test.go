@@ -8,6 +8,8 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -20,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/google/uuid"
 
 	"github.com/syncworker/syncworker/internal/amqpx"
@@ -43,7 +46,12 @@ var (
 
 // brokerRestart: stop_app/start_app stops every test using the broker, so it is done only
 // when the chaos test runs alone (scripts/test.sh sets this for its own step).
-var brokerRestart = os.Getenv("SYNCWORKER_CHAOS_BROKER_RESTART") == "1"
+// SYNCWORKER_CHAOS_RABBITMQ_NODE names the node rabbitmqctl controls (-n), for a broker
+// started for the test next to the usual one.
+var (
+	brokerRestart = os.Getenv("SYNCWORKER_CHAOS_BROKER_RESTART") == "1"
+	rabbitNode    = os.Getenv("SYNCWORKER_CHAOS_RABBITMQ_NODE")
+)
 
 const (
 	leaseTTL  = 2 * time.Second
@@ -59,6 +67,8 @@ func envDuration(name string, def time.Duration) time.Duration {
 
 func TestChaos(t *testing.T) {
 	started := time.Now()
+	// Producers' connections are killed on purpose; the driver's complaints are noise here.
+	mysql.SetLogger(log.New(io.Discard, "", 0)) //nolint:errcheck // a non-nil logger is always accepted
 	ctx := context.Background()
 	src, rep := testenv.NewDatabase(t), testenv.NewDatabase(t)
 	for _, d := range []struct {
@@ -350,14 +360,16 @@ func killConnections(ctx context.Context, admin *sql.DB, dbs ...string) error {
 
 // restartBroker stops and starts the RabbitMQ application (the node keeps running).
 func restartBroker() error {
-	for _, args := range [][]string{{"stop_app"}, {"start_app"}, {"await_startup"}} {
-		cmd := exec.Command("rabbitmqctl", append([]string{"-q"}, args...)...)
+	for _, op := range []string{"stop_app", "start_app", "await_startup"} {
+		args := []string{"-q", op}
+		if rabbitNode != "" {
+			args = append([]string{"-n", rabbitNode}, args...)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-		out, err := cmd.CombinedOutput()
+		out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
 		cancel()
 		if err != nil {
-			return fmt.Errorf("rabbitmqctl %s: %v: %s", args[0], err, out)
+			return fmt.Errorf("rabbitmqctl %s: %v: %s", op, err, out)
 		}
 	}
 	return nil
