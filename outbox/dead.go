@@ -106,7 +106,7 @@ func (s *DeadStore) move(ctx context.Context, ids []int64, copyHead string) (int
 	var total int64
 	run := func(where string, args []any) error {
 		if copyHead != "" {
-			// FOR UPDATE-like locking: INSERT ... SELECT locks the rows it reads.
+			// INSERT ... SELECT locks the rows it reads, so the DELETE below removes exactly them.
 			if _, err := tx.ExecContext(ctx, copyHead+where+" ORDER BY id", args...); err != nil {
 				return fmt.Errorf("outbox: copy dead messages back to the outbox: %w", err)
 			}

@@ -48,15 +48,16 @@ func (r *Relay) leaseTick(ctx context.Context, group string) {
 	ttl := r.cfg.LeaseTTL
 	// The database extends the lease to its NOW()+ttl, which is no earlier than this moment
 	// plus ttl; a tenth of the lease is kept as margin for clock rate and the time to act.
+	// Renew first, and count from just before it, so a slow heartbeat never eats into the lease.
 	started := time.Since(r.start)
 	validUntil := int64(started + ttl - ttl/10)
-	if err := r.leases.Join(ctx, group, r.cfg.MemberID, ttl); err != nil {
-		r.logTick("heartbeat failed", err, ctx)
-		return
-	}
 	held, err := r.leases.Renew(ctx, group, r.cfg.MemberID, ttl)
 	if err != nil {
 		r.logTick("lease renewal failed", err, ctx)
+		return
+	}
+	if err := r.leases.Join(ctx, group, r.cfg.MemberID, ttl); err != nil {
+		r.logTick("heartbeat failed", err, ctx)
 		return
 	}
 	r.mu.Lock()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,11 +88,31 @@ func TestMeasureDrain(t *testing.T) {
 	for i := 0; i < n; i += 500 {
 		e.write(msgs[i:min(i+500, n)]...)
 	}
+	msgs = nil
+	runtime.GC()
+	var peak atomic.Uint64 // highest live heap seen while draining (the whole test process)
+	sampling := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-sampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+		}
+	}()
 	start = time.Now()
 	e.start(e.config())
 	testenv.Eventually(t, 5*time.Minute, func() (bool, string) { return e.outboxCount() == 0, "draining" })
 	relay := float64(n) / time.Since(start).Seconds()
-	t.Logf("broker only: %.0f msg/s; relay drain of %d rows (including start-up): %.0f msg/s = %.0f%%", broker, n, relay, 100*relay/broker)
+	close(sampling)
+	t.Logf("broker only: %.0f msg/s; relay drain of %d rows (including start-up): %.0f msg/s = %.0f%%; peak heap while draining %.1f MiB",
+		broker, n, relay, 100*relay/broker, float64(peak.Load())/(1<<20))
 }
 
 // TestMeasureLatency writes 1,000 messages/s from 8 writers for 10 s and reports the time from

@@ -85,8 +85,8 @@ func (p *partition) run(ctx context.Context) {
 			continue
 		}
 		errWait = 50 * time.Millisecond
-		if published > 0 {
-			continue // busy: sweep again at once
+		if published > 0 || !p.leaseValid() {
+			continue // busy: sweep again at once (or wait above for the lease to be renewed)
 		}
 		wait := p.r.cfg.SafetySweep
 		if retryIn > 0 && retryIn < wait {
@@ -151,6 +151,7 @@ func (p *partition) sweep(ctx context.Context) (int, time.Duration, error) {
 		perKey = map[string]int{}
 	}
 	sent := 0
+	var brokerErr error // why publishing stopped early, when the broker was the reason
 publishing:
 	for i := range rows {
 		row := &rows[i]
@@ -172,6 +173,7 @@ publishing:
 				fail(err.Error())
 				continue
 			}
+			brokerErr = err
 			break // the connection is going; the rest stays for the next sweep
 		}
 		msg, err := publishing(row, cfg.AppID)
@@ -188,7 +190,10 @@ publishing:
 			if strict && row.Attempts > 0 {
 				serialKeys[row.PartitionKey] = true
 			}
-		case ctx.Err() != nil || pc.isDead():
+		case ctx.Err() != nil:
+			break publishing
+		case pc.isDead():
+			brokerErr = err
 			break publishing
 		default:
 			fail(err.Error())
@@ -216,7 +221,11 @@ publishing:
 	if r.crashed.Load() {
 		return sent, 0, nil // a killed process settles nothing
 	}
-	return sent, p.settle(rows, outcomes, ctx.Err() != nil), nil
+	retryIn := p.settle(rows, outcomes, ctx.Err() != nil)
+	if sent == 0 && brokerErr != nil {
+		return 0, 0, brokerErr // back off briefly instead of idling until the next safety sweep
+	}
+	return sent, retryIn, nil
 }
 
 // settle deletes the confirmed rows and records the failed ones, in row order so that in

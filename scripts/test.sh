@@ -91,6 +91,15 @@ ensure_rabbit() {
   fi
 }
 
+# The status command reads unacked counts from the management API (cmd/syncworker tests use
+# port 15672 of the broker's host, or SYNCWORKER_TEST_AMQP_MANAGEMENT_URL). Enabling an enabled
+# plugin changes nothing.
+enable_management() {
+  if [ -n "${SYNCWORKER_TEST_AMQP_MANAGEMENT_URL:-}${SYNCWORKER_TEST_AMQP_URL:-}" ] || ! have rabbitmq-plugins; then return 0; fi
+  timeout 60 rabbitmq-plugins -q enable rabbitmq_management >/dev/null 2>&1 ||
+    say "could not enable rabbitmq_management; set SYNCWORKER_TEST_AMQP_MANAGEMENT_URL for the status test"
+}
+
 # Remove broker entities that interrupted test runs left behind (names start with swt-).
 sweep_rabbit() {
   have rabbitmqctl || return 0
@@ -99,10 +108,19 @@ sweep_rabbit() {
   done || true
 }
 
+# --- docker-compose (only to check docker-compose.yml; no Docker engine is needed) ------------
+ensure_compose() {
+  have docker-compose && return 0
+  # Without it the compose test fails and says so; the other tests still run.
+  apt_install docker-compose || printf 'test.sh: warning: docker-compose is not installed and cannot be installed here (apt-get install docker-compose); TestComposeFileIsValid will fail\n' >&2
+}
+
 if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
   ensure_mysql
   ensure_rabbit
+  enable_management
   sweep_rabbit
+  ensure_compose
 fi
 
 say "gofmt"
@@ -111,6 +129,10 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 say "go vet"
 go vet ./...
+
+# The Dockerfile check lives in a module of its own (BuildKit's parser stays out of go.mod).
+say "Dockerfile check (tools/dockerfilecheck)"
+(cd tools/dockerfilecheck && go vet ./... && go test -count=1 ./... && go run . ../../Dockerfile)
 
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)

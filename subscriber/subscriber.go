@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -26,9 +27,15 @@ type Subscriber struct {
 	parkingLot  string
 	inboxInsert string
 
+	consuming atomic.Bool // a session is consuming the queue, for readiness
+
 	// testHookAfterCommit, when set by a test, runs after a batch committed and before its acks.
 	testHookAfterCommit func()
 }
+
+// Consuming reports whether the subscriber is connected and consuming its queue now, for
+// readiness checks.
+func (s *Subscriber) Consuming() bool { return s.consuming.Load() }
 
 // New checks cfg and returns a Subscriber on db, which must hold syncworker's tables
 // (outbox.Migrate) and the handler's tables.
@@ -128,6 +135,8 @@ func (s *Subscriber) session(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consume %s: %w", s.cfg.Queue, err)
 	}
+	s.consuming.Store(true)
+	defer s.consuming.Store(false)
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	s.log.Info("consuming", zap.Int("concurrency", s.cfg.Concurrency), zap.Int("prefetch", s.cfg.Prefetch),
 		zap.Int("batch_size", s.cfg.BatchSize))

@@ -32,16 +32,17 @@ func TestConsumeAppliesRowSyncEvents(t *testing.T) {
 	}
 	cfgPath := filepath.Join(t.TempDir(), "consume.yaml")
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(`
-queue: %s
-consumer_name: cli-test
-retry:
-  delays: [1s]
-  max_attempts: 3
-row_sync:
-  tables:
-    - source: people
-      target: replica
-      key_columns: [id]
+consume:
+  queue: %s
+  consumer_name: cli-test
+  retry:
+    delays: [1s]
+    max_attempts: 3
+  row_sync:
+    tables:
+      - source: people
+        target: replica
+        key_columns: [id]
 `, q)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +83,8 @@ func TestConsumeConfigErrors(t *testing.T) {
 	dir := t.TempDir()
 	empty := filepath.Join(dir, "empty.yaml")
 	unknown := filepath.Join(dir, "unknown.yaml")
-	os.WriteFile(empty, []byte("queue: q\n"), 0o600)                   //nolint:errcheck
-	os.WriteFile(unknown, []byte("queue: q\nno_such_key: 1\n"), 0o600) //nolint:errcheck
+	os.WriteFile(empty, []byte("consume:\n  queue: q\n"), 0o600)                     //nolint:errcheck
+	os.WriteFile(unknown, []byte("consume:\n  queue: q\n  no_such_key: 1\n"), 0o600) //nolint:errcheck
 	env := map[string]string{"SYNCWORKER_MYSQL_DSN": "", "SYNCWORKER_AMQP_URL": ""}
 	code, _, errOut := runCLI(t, env, "", "consume", "--config", empty)
 	if code != 1 || !strings.Contains(errOut, "--dsn") || !strings.Contains(errOut, "--amqp-url") || !strings.Contains(errOut, "row_sync") {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -32,7 +31,7 @@ func (r *readiness) add(name string, check func(context.Context) error) {
 	r.checks[name] = check
 }
 
-// report runs every check with a short timeout and returns each one's state.
+// report runs every check at once, each with a short timeout, and returns each one's state.
 func (r *readiness) report(ctx context.Context) (ready bool, states map[string]string) {
 	r.mu.Lock()
 	checks := make(map[string]func(context.Context) error, len(r.checks))
@@ -42,20 +41,25 @@ func (r *readiness) report(ctx context.Context) (ready bool, states map[string]s
 	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	ready, states = len(checks) > 0, map[string]string{}
-	names := make([]string, 0, len(checks))
-	for name := range checks {
-		names = append(names, name)
+	for name, check := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := check(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				ready = false
+				states[name] = err.Error()
+			} else {
+				states[name] = "ok"
+			}
+		}()
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		if err := checks[name](ctx); err != nil {
-			ready = false
-			states[name] = err.Error()
-		} else {
-			states[name] = "ok"
-		}
-	}
+	wg.Wait()
 	return ready, states
 }
 

@@ -37,3 +37,14 @@ func TestUsageListsCommandsAndUnknownCommandFails(t *testing.T) {
 		t.Fatalf("version: code %d, output %q", code, out)
 	}
 }
+
+// Every command answers --help with its usage and flags and exits 0.
+func TestEveryCommandHasHelp(t *testing.T) {
+	for name := range commands {
+		args := append(strings.Fields(name), "--help")
+		code, _, errOut := runCLI(t, nil, "", args...)
+		if code != 0 || !strings.Contains(errOut, "Usage: syncworker "+name) {
+			t.Errorf("%s --help: code %d, stderr %q", name, code, errOut)
+		}
+	}
+}

@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
-
-	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/syncworker/syncworker/internal/redact"
 	"github.com/syncworker/syncworker/outbox"
@@ -16,23 +13,32 @@ func init() {
 }
 
 func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "migrate", "[--dsn DSN]")
-	dsn := fs.String("dsn", env.getenv("SYNCWORKER_MYSQL_DSN"),
-		"MySQL DSN of the database to migrate, for example 'user:pass@tcp(host:3306)/app' (env SYNCWORKER_MYSQL_DSN)")
+	fs := newFlagSet(env, "migrate", "[--config FILE] [--dsn DSN]")
+	need := needs{mysql: true}
+	b := bindSettings(fs, need)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dsn == "" {
-		return fmt.Errorf("--dsn (or SYNCWORKER_MYSQL_DSN) is required")
-	}
-	db, err := sql.Open("mysql", *dsn)
+	s, err := b.load(env, need)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", redact.DSN(*dsn), err)
+		return err
+	}
+	env = scrubbed(env, s)
+	return redactErr(migrateWith(ctx, env, s), s)
+}
+
+func migrateWith(ctx context.Context, env *cliEnv, s *settings) error {
+	db, err := openDB(s)
+	if err != nil {
+		return err
 	}
 	defer db.Close()
+	if err := pingDB(ctx, db, s); err != nil {
+		return err
+	}
 	applied, err := outbox.MigrateTables(ctx, db, outbox.Tables{})
 	if err != nil {
-		return fmt.Errorf("%s: %w", redact.DSN(*dsn), err)
+		return fmt.Errorf("%s: %w", redact.DSN(s.MySQL.DSN), err)
 	}
 	version, err := outbox.SchemaVersion(ctx, db, outbox.Tables{})
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"flag"
 	"fmt"
 	"strconv"
@@ -11,9 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
-
-	"github.com/syncworker/syncworker/internal/redact"
 	"github.com/syncworker/syncworker/outbox"
 )
 
@@ -25,19 +21,18 @@ func init() {
 
 // openDeadStore parses the common flags of the dead commands and opens the store.
 func openDeadStore(env *cliEnv, fs *flag.FlagSet, args []string) (*outbox.DeadStore, func(), error) {
-	dsn := fs.String("dsn", "", "MySQL DSN of the database holding the outbox (env SYNCWORKER_MYSQL_DSN)")
+	need := needs{mysql: true}
+	b := bindSettings(fs, need)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, nil, err
 	}
-	if *dsn == "" { // read after parsing, so --help never prints a password
-		*dsn = env.getenv("SYNCWORKER_MYSQL_DSN")
-	}
-	if *dsn == "" {
-		return nil, nil, fmt.Errorf("--dsn (or SYNCWORKER_MYSQL_DSN) is required")
-	}
-	db, err := sql.Open("mysql", *dsn)
+	s, err := b.load(env, need)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open %s: %w", redact.DSN(*dsn), err)
+		return nil, nil, err
+	}
+	db, err := openDB(s)
+	if err != nil {
+		return nil, nil, err
 	}
 	store, err := outbox.NewDeadStore(db, outbox.Tables{})
 	if err != nil {

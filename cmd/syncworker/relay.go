@@ -8,10 +8,9 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
-	"github.com/syncworker/syncworker/internal/amqpx"
 	"github.com/syncworker/syncworker/internal/redact"
 	"github.com/syncworker/syncworker/outbox"
 	"github.com/syncworker/syncworker/publisher"
@@ -22,46 +21,66 @@ func init() {
 }
 
 func runRelay(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "relay", "[flags]")
-	// Defaults come from the environment after parsing, so --help never prints a password.
-	dsn := fs.String("dsn", "", "MySQL DSN of the database holding the outbox (env SYNCWORKER_MYSQL_DSN)")
-	url := fs.String("amqp-url", "", "RabbitMQ URL, amqp:// or amqps:// (env SYNCWORKER_AMQP_URL)")
-	var cfg publisher.Config
-	fs.StringVar(&cfg.Group, "group", "", "name of the group of relays sharing this outbox (default \"default\")")
-	fs.StringVar(&cfg.MemberID, "member-id", "", "this relay's unique name in the group (default host-pid-random)")
-	fs.IntVar(&cfg.Partitions, "partitions", 0, "partitions leased and published independently; the same for every relay of the group (default 16)")
-	fs.IntVar(&cfg.Channels, "channels", 0, "AMQP channels publishing in parallel (default 4)")
-	fs.IntVar(&cfg.Window, "window", 0, "unconfirmed publishes outstanding per channel (default 512)")
-	fs.IntVar(&cfg.BatchSize, "batch-size", 0, "rows one sweep of a partition publishes (default 500)")
-	order := fs.String("order", "strict", "after a failed message its key's later messages wait (strict) or go ahead (relaxed)")
-	fs.IntVar(&cfg.KeyWindow, "key-window", 0, "unconfirmed messages of one partition key per sweep; 1 makes strict order exact even across failures (default 0: no bound)")
-	fs.IntVar(&cfg.MaxAttempts, "max-attempts", 0, "failed publishes before a row moves to the dead table (default 10)")
-	fs.DurationVar(&cfg.RetryInitial, "retry-initial", 0, "backoff after the first failure, doubling with jitter (default 1s)")
-	fs.DurationVar(&cfg.RetryMax, "retry-max", 0, "longest backoff between attempts (default 5m)")
-	fs.DurationVar(&cfg.LeaseTTL, "lease-ttl", 0, "partition lease time: how long a dead relay's partitions wait (default 10s)")
-	fs.DurationVar(&cfg.PollInterval, "poll-interval", 0, "longest wait of an idle relay between looks for new rows (default 5ms)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 0, "how long SIGTERM waits for outstanding confirms (default 15s)")
-	fs.StringVar(&cfg.AppID, "app-id", "", "AMQP app_id property of published messages (default \"syncworker\")")
-	debug := fs.Bool("debug", false, "log at debug level")
+	fs := newFlagSet(env, "relay", "[--config FILE] [flags]")
+	need := needs{mysql: true, amqp: true}
+	b := bindSettings(fs, need)
+	b.logFlags()
+	b.str("http-listen", "address of /metrics, /healthz and /readyz, e.g. :9090; empty disables (http.listen)", func(s *settings) *string { return &s.HTTP.Listen })
+	b.str("group", "name of the group of relays sharing this outbox (relay.group; default \"default\")", func(s *settings) *string { return &s.Relay.Group })
+	b.str("member-id", "this relay's unique name in the group (relay.member_id; default host-pid-random)", func(s *settings) *string { return &s.Relay.MemberID })
+	b.int("partitions", "partitions leased and published independently; the same for every relay of the group (relay.partitions; default 16)", func(s *settings) *int { return &s.Relay.Partitions })
+	b.int("channels", "AMQP channels publishing in parallel (relay.channels; default 4)", func(s *settings) *int { return &s.Relay.Channels })
+	b.int("window", "unconfirmed publishes outstanding per channel (relay.window; default 512)", func(s *settings) *int { return &s.Relay.Window })
+	b.int("batch-size", "rows one sweep of a partition publishes (relay.batch_size; default 500)", func(s *settings) *int { return &s.Relay.BatchSize })
+	b.str("order", "after a failed message its key's later messages wait (strict) or go ahead (relaxed) (relay.order; default strict)", func(s *settings) *string { return &s.Relay.Order })
+	b.int("key-window", "unconfirmed messages of one partition key per sweep; 1 makes strict order exact even across failures (relay.key_window; default 0: no bound)", func(s *settings) *int { return &s.Relay.KeyWindow })
+	b.int("max-attempts", "failed publishes before a row moves to the dead table (relay.max_attempts; default 10)", func(s *settings) *int { return &s.Relay.MaxAttempts })
+	b.duration("retry-initial", "backoff after the first failure, doubling with jitter (relay.retry_initial; default 1s)", func(s *settings) *time.Duration { return &s.Relay.RetryInitial })
+	b.duration("retry-max", "longest backoff between attempts (relay.retry_max; default 5m)", func(s *settings) *time.Duration { return &s.Relay.RetryMax })
+	b.duration("lease-ttl", "partition lease time: how long a dead relay's partitions wait (relay.lease_ttl; default 10s)", func(s *settings) *time.Duration { return &s.Relay.LeaseTTL })
+	b.duration("poll-interval", "longest wait of an idle relay between looks for new rows (relay.poll_interval; default 5ms)", func(s *settings) *time.Duration { return &s.Relay.PollInterval })
+	b.duration("shutdown-timeout", "how long SIGTERM waits for outstanding confirms (relay.shutdown_timeout; default 15s)", func(s *settings) *time.Duration { return &s.Relay.ShutdownTimeout })
+	b.duration("stats-interval", "how often the outbox backlog gauges are sampled (relay.stats_interval; default 5s)", func(s *settings) *time.Duration { return &s.Relay.StatsInterval })
+	b.str("app-id", "AMQP app_id property of published messages (relay.app_id; default \"syncworker\")", func(s *settings) *string { return &s.Relay.AppID })
+	debug := fs.Bool("debug", false, "log at debug level (same as --log-level debug)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *dsn == "" {
-		*dsn = env.getenv("SYNCWORKER_MYSQL_DSN")
-	}
-	if *url == "" {
-		*url = env.getenv("SYNCWORKER_AMQP_URL")
-	}
-	var err error
-	if cfg.Order, err = publisher.ParseOrder(*order); err != nil {
-		return fmt.Errorf("--order: %w", err)
-	}
-	if *dsn == "" || *url == "" {
-		return fmt.Errorf("--dsn (or SYNCWORKER_MYSQL_DSN) and --amqp-url (or SYNCWORKER_AMQP_URL) are required")
-	}
-	db, err := sql.Open("mysql", *dsn)
+	s, err := b.load(env, need)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", redact.DSN(*dsn), err)
+		return err
+	}
+	if *debug {
+		s.Log.Level = "debug"
+	}
+	env = scrubbed(env, s)
+	return redactErr(relayWith(ctx, env, s), s)
+}
+
+// relayConfig maps the settings to the publisher's Config.
+func relayConfig(s *settings, db *sql.DB) (publisher.Config, error) {
+	order, err := publisher.ParseOrder(s.Relay.Order)
+	if err != nil {
+		return publisher.Config{}, err
+	}
+	dc, err := dialConfig(s, "")
+	if err != nil {
+		return publisher.Config{}, err
+	}
+	r := s.Relay
+	return publisher.Config{
+		DB: db, AMQP: dc, Group: r.Group, MemberID: r.MemberID, Partitions: r.Partitions,
+		Channels: r.Channels, Window: r.Window, BatchSize: r.BatchSize, Order: order, KeyWindow: r.KeyWindow,
+		MaxAttempts: r.MaxAttempts, RetryInitial: r.RetryInitial, RetryMax: r.RetryMax, LeaseTTL: r.LeaseTTL,
+		PollInterval: r.PollInterval, ConfirmTimeout: r.ConfirmTimeout, ShutdownTimeout: r.ShutdownTimeout,
+		StatsInterval: r.StatsInterval, AppID: r.AppID,
+	}, nil
+}
+
+func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
+	db, err := openDB(s)
+	if err != nil {
+		return err
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(64)
@@ -70,19 +89,55 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	if err := checkSchema(ctx, db); err != nil {
 		return err
 	}
-	log := newRelayLogger(env, *debug)
+	log := newLogger(env, s, "relay")
 	defer log.Sync() //nolint:errcheck // best effort on exit
-	cfg.DB = db
-	cfg.AMQP = amqpx.DialConfig{URL: *url}
+	cfg, err := relayConfig(s, db)
+	if err != nil {
+		return err
+	}
+	reg := newRegistry()
+	cfg.Metrics = newRelayMetrics(reg)
 	cfg.Logger = log
 	relay, err := publisher.New(cfg)
 	if err != nil {
 		return err
 	}
-	log.Info("relay configured", zap.String("mysql", redact.DSN(*dsn)), zap.String("amqp", redact.URL(*url)),
-		zap.String("member", relay.MemberID()))
-	return relay.Run(ctx)
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_relay_partitions_owned",
+		Help: "Partitions this relay holds a lease on and publishes."}, func() float64 { return float64(len(relay.Owned())) }))
+	ready := newReadiness()
+	ready.add("database", db.PingContext)
+	probe := newBrokerProbe(s, "syncworker relay readiness")
+	defer probe.close()
+	ready.add("broker", probe.check)
+	ready.add("leases", func(ctx context.Context) error {
+		if len(relay.Owned()) > 0 {
+			return nil
+		}
+		// A relay without a partition is still useful when every partition is held by a live
+		// relay of the group (more relays than partitions): it is a standby.
+		leases, err := readLeases(ctx, db, leaseGroup(s), s.Relay.Partitions)
+		if err != nil {
+			return err
+		}
+		held := 0
+		for _, l := range leases {
+			if l.Owner != "" && l.Valid {
+				held++
+			}
+		}
+		if held < s.Relay.Partitions {
+			return fmt.Errorf("this relay holds no partition and %d of %d are unleased", s.Relay.Partitions-held, s.Relay.Partitions)
+		}
+		return nil
+	})
+	log.Info("relay configured", zap.String("mysql", redact.DSN(s.MySQL.DSN)), zap.String("amqp", redact.URL(s.AMQP.URL)),
+		zap.String("member", relay.MemberID()), zap.Int("partitions", s.Relay.Partitions))
+	return runWithOps(ctx, s, reg, ready, log, relay.Run)
 }
+
+// leaseGroup is the lease_group of the relays' lease rows: the publisher keys them by group
+// and partition count (publisher.Config.leaseGroup).
+func leaseGroup(s *settings) string { return fmt.Sprintf("%s/%d", s.Relay.Group, s.Relay.Partitions) }
 
 // checkSchema fails fast when the outbox tables were never created: a relay that waits for
 // them would look healthy while nothing can ever be published. An unreachable database is not
@@ -97,16 +152,4 @@ func checkSchema(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("the syncworker tables do not exist in this database: run 'syncworker migrate' first")
 	}
 	return nil
-}
-
-// newRelayLogger logs human-readable lines to the command's stderr.
-func newRelayLogger(env *cliEnv, debug bool) *zap.Logger {
-	level := zapcore.InfoLevel
-	if debug {
-		level = zapcore.DebugLevel
-	}
-	enc := zap.NewDevelopmentEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(env.stderr), level)
-	return zap.New(core)
 }

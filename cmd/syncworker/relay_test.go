@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -79,20 +78,23 @@ func TestRelaySIGTERMWithBacklog(t *testing.T) {
 	}
 
 	bin := buildBinary(t)
-	startRelay := func() (*exec.Cmd, *bytes.Buffer) {
-		// Small batches over one channel keep a backlog around long enough to interrupt.
-		cmd := exec.Command(bin, "relay", "--partitions", "2", "--channels", "1", "--batch-size", "10",
-			"--window", "10", "--lease-ttl", "2s")
+	startRelay := func(flags ...string) (*exec.Cmd, *lockedBuffer) {
+		cmd := exec.Command(bin, append([]string{"relay"}, flags...)...)
 		cmd.Env = append(os.Environ(), "SYNCWORKER_MYSQL_DSN="+db.DSN, "SYNCWORKER_AMQP_URL="+broker.URL)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		stderr := &lockedBuffer{}
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		return cmd, &stderr
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			if t.Failed() {
+				t.Logf("relay output:\n%s", stderr.String())
+			}
+		})
+		return cmd, stderr
 	}
-	stopRelay := func(cmd *exec.Cmd, stderr *bytes.Buffer) {
+	stopRelay := func(cmd *exec.Cmd, stderr *lockedBuffer) {
 		t.Helper()
 		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
@@ -109,7 +111,8 @@ func TestRelaySIGTERMWithBacklog(t *testing.T) {
 		}
 	}
 
-	cmd, stderr := startRelay()
+	// Small batches over one channel keep a backlog around long enough to interrupt.
+	cmd, stderr := startRelay("--partitions", "2", "--channels", "1", "--batch-size", "10", "--window", "10")
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		return arrived() >= 300, fmt.Sprintf("%d messages arrived", arrived())
 	})

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/syncworker/syncworker/internal/amqpx"
 	"github.com/syncworker/syncworker/topology"
 )
 
@@ -32,32 +31,32 @@ func (e *topologyError) Unwrap() error { return e.err }
 func (e *topologyError) ExitCode() int { return e.code }
 
 type topologyFlags struct {
-	file, url string
+	file string
+	s    *settings
 }
 
 func parseTopologyFlags(env *cliEnv, name string, args []string, needBroker bool) (*topologyFlags, error) {
-	synopsis := "-f FILE"
+	synopsis := "-f FILE [--config FILE]"
 	if needBroker {
 		synopsis += " [--amqp-url URL]"
 	}
 	fs := newFlagSet(env, name, synopsis)
-	f := &topologyFlags{}
-	fs.StringVar(&f.file, "f", "", "topology YAML file (see topology/README.md)")
-	if needBroker {
-		fs.StringVar(&f.url, "amqp-url", env.getenv("SYNCWORKER_AMQP_URL"), "RabbitMQ URL, for example amqp://user:pass@host:5672/vhost (env SYNCWORKER_AMQP_URL)")
-	}
+	need := needs{amqp: needBroker}
+	b := bindSettings(fs, need)
+	b.str("f", "topology YAML file, see topology/README.md (topology.file)", func(s *settings) *string { return &s.Topology.File })
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
-	if f.file == "" {
-		fmt.Fprintln(env.stderr, "-f FILE is required")
+	s, err := b.load(env, need)
+	if err != nil {
+		return nil, err
+	}
+	if s.Topology.File == "" {
+		fmt.Fprintln(env.stderr, "-f FILE (or topology.file) is required")
 		fs.Usage()
 		return nil, errUsage
 	}
-	if needBroker && f.url == "" {
-		return nil, fmt.Errorf("--amqp-url (or SYNCWORKER_AMQP_URL) is required")
-	}
-	return f, nil
+	return &topologyFlags{file: s.Topology.File, s: s}, nil
 }
 
 // loadTopology reads and validates the file before any broker connection.
@@ -107,9 +106,9 @@ func runTopologyPlan(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := amqpx.Dial(amqpx.DialConfig{URL: f.url, Name: "syncworker topology plan"})
+	conn, err := dialAMQP(f.s, "syncworker topology plan")
 	if err != nil {
-		return err
+		return redactErr(err, f.s)
 	}
 	defer conn.Close()
 	p, err := topology.Plan(ctx, conn, t)
@@ -142,9 +141,9 @@ func runTopologyApply(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := amqpx.Dial(amqpx.DialConfig{URL: f.url, Name: "syncworker topology apply"})
+	conn, err := dialAMQP(f.s, "syncworker topology apply")
 	if err != nil {
-		return err
+		return redactErr(err, f.s)
 	}
 	defer conn.Close()
 	res, err := topology.Apply(ctx, conn, t)

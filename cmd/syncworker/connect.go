@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
+	"github.com/syncworker/syncworker/internal/redact"
+	"github.com/syncworker/syncworker/internal/tlsconfig"
+)
+
+// openDB opens mysql.dsn with the mysql.tls settings applied. It does not connect; the first
+// query does, and a TLS failure there is explained by explainDB.
+func openDB(s *settings) (*sql.DB, error) {
+	dsn, err := tlsconfig.ApplyToDSN(s.MySQL.DSN, s.MySQL.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("mysql.tls: %w", err)
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", redact.DSN(s.MySQL.DSN), err)
+	}
+	return db, nil
+}
+
+// pingDB connects once, explaining a TLS failure by the settings to check.
+func pingDB(ctx context.Context, db *sql.DB, s *settings) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		addr := ""
+		if cfg, perr := mysql.ParseDSN(s.MySQL.DSN); perr == nil {
+			addr = cfg.Addr
+		}
+		return fmt.Errorf("connect to MySQL at %s: %w", addr, tlsconfig.Explain(err, "MySQL", addr, "mysql.tls"))
+	}
+	return nil
+}
+
+// amqpTLS builds the amqp.tls settings; nil for plain amqp://.
+func amqpTLS(s *settings) (*tls.Config, error) {
+	if s.AMQP.TLS.IsZero() {
+		return nil, nil
+	}
+	tc, err := s.AMQP.TLS.Build()
+	if err != nil {
+		return nil, fmt.Errorf("amqp.tls: %w", err)
+	}
+	return tc, nil
+}
+
+// dialConfig is how every command reaches the broker.
+func dialConfig(s *settings, name string) (amqpx.DialConfig, error) {
+	tc, err := amqpTLS(s)
+	if err != nil {
+		return amqpx.DialConfig{}, err
+	}
+	return amqpx.DialConfig{URL: s.AMQP.URL, TLS: tc, Name: name}, nil
+}
+
+// dialAMQP opens one broker connection for a command.
+func dialAMQP(s *settings, name string) (*amqp.Connection, error) {
+	dc, err := dialConfig(s, name)
+	if err != nil {
+		return nil, err
+	}
+	return amqpx.Dial(dc)
+}

@@ -1,0 +1,383 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/syncworker/syncworker/internal/tlsconfig"
+	"github.com/syncworker/syncworker/subscriber"
+)
+
+// settings is the whole configuration of every subcommand: the YAML file (syncworker.example.yaml
+// documents every key), then environment variables, then flags, each overriding the one before;
+// what is still zero takes its default.
+type settings struct {
+	MySQL struct {
+		DSN string          `yaml:"dsn" env:"SYNCWORKER_MYSQL_DSN"`
+		TLS tlsconfig.Files `yaml:"tls"`
+	} `yaml:"mysql"`
+	AMQP struct {
+		URL           string          `yaml:"url" env:"SYNCWORKER_AMQP_URL"`
+		TLS           tlsconfig.Files `yaml:"tls"`
+		ManagementURL string          `yaml:"management_url" env:"SYNCWORKER_AMQP_MANAGEMENT_URL"`
+	} `yaml:"amqp"`
+	Log struct {
+		Level  string `yaml:"level" env:"SYNCWORKER_LOG_LEVEL"`
+		Format string `yaml:"format" env:"SYNCWORKER_LOG_FORMAT"`
+	} `yaml:"log"`
+	HTTP struct {
+		Listen string `yaml:"listen" env:"SYNCWORKER_HTTP_LISTEN"`
+	} `yaml:"http"`
+	Topology struct {
+		File string `yaml:"file" env:"SYNCWORKER_TOPOLOGY_FILE"`
+	} `yaml:"topology"`
+	Relay   relaySettings   `yaml:"relay"`
+	Consume consumeSettings `yaml:"consume"`
+
+	file  string         // the config file read, for messages
+	lines map[string]int // key -> line in file
+}
+
+// relaySettings are the publisher.Config knobs; zero means the publisher's default.
+type relaySettings struct {
+	Group           string        `yaml:"group" env:"SYNCWORKER_RELAY_GROUP"`
+	MemberID        string        `yaml:"member_id" env:"SYNCWORKER_RELAY_MEMBER_ID"`
+	Partitions      int           `yaml:"partitions"`
+	Channels        int           `yaml:"channels"`
+	Window          int           `yaml:"window"`
+	BatchSize       int           `yaml:"batch_size"`
+	KeyWindow       int           `yaml:"key_window"`
+	Order           string        `yaml:"order"`
+	MaxAttempts     int           `yaml:"max_attempts"`
+	RetryInitial    time.Duration `yaml:"retry_initial"`
+	RetryMax        time.Duration `yaml:"retry_max"`
+	LeaseTTL        time.Duration `yaml:"lease_ttl"`
+	PollInterval    time.Duration `yaml:"poll_interval"`
+	ConfirmTimeout  time.Duration `yaml:"confirm_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	StatsInterval   time.Duration `yaml:"stats_interval"`
+	AppID           string        `yaml:"app_id"`
+}
+
+// consumeSettings configure `syncworker consume`; zero means the subscriber's default.
+type consumeSettings struct {
+	Queue          string        `yaml:"queue" env:"SYNCWORKER_CONSUME_QUEUE"`
+	ConsumerName   string        `yaml:"consumer_name" env:"SYNCWORKER_CONSUMER_NAME"`
+	Concurrency    int           `yaml:"concurrency"`
+	Prefetch       int           `yaml:"prefetch"`
+	BatchSize      int           `yaml:"batch_size"`
+	FlushInterval  time.Duration `yaml:"flush_interval"`
+	InboxRetention time.Duration `yaml:"inbox_retention"`
+	StopTimeout    time.Duration `yaml:"stop_timeout"`
+	Retry          struct {
+		Delays      []time.Duration `yaml:"delays"`
+		MaxAttempts int             `yaml:"max_attempts"`
+	} `yaml:"retry"`
+	RowSync subscriber.RowSyncConfig `yaml:"row_sync"`
+}
+
+// Defaults the command line applies itself (the libraries default the rest).
+const (
+	defaultLogLevel       = "info"
+	defaultLogFormat      = "json"
+	defaultPartitions     = 16 // publisher.Config's default; status needs it without a relay
+	defaultGroup          = "default"
+	defaultStatsInterval  = 5 * time.Second
+	defaultManagementNote = "set amqp.management_url (the RabbitMQ management API) to see unacked counts"
+)
+
+// needs says which settings a command cannot do without.
+type needs struct {
+	mysql, amqp, consume bool
+}
+
+// settingsFlags binds the flags that override settings, and applies only those given.
+type settingsFlags struct {
+	fs      *flag.FlagSet
+	config  *string
+	setters map[string]func(*settings)
+}
+
+// bindSettings adds --config and the connection flags every service command shares.
+func bindSettings(fs *flag.FlagSet, n needs) *settingsFlags {
+	b := &settingsFlags{fs: fs, setters: map[string]func(*settings){}}
+	b.config = fs.String("config", "", "YAML config file, see syncworker.example.yaml (env SYNCWORKER_CONFIG)")
+	if n.mysql {
+		b.str("dsn", "MySQL DSN, e.g. 'user:pass@tcp(host:3306)/app' (mysql.dsn, env SYNCWORKER_MYSQL_DSN)", func(s *settings) *string { return &s.MySQL.DSN })
+	}
+	if n.amqp {
+		b.str("amqp-url", "RabbitMQ URL, amqp:// or amqps:// (amqp.url, env SYNCWORKER_AMQP_URL)", func(s *settings) *string { return &s.AMQP.URL })
+	}
+	return b
+}
+
+// logFlags adds --log-level and --log-format, for the commands that log.
+func (b *settingsFlags) logFlags() {
+	b.str("log-level", "debug, info, warn or error (log.level; default info)", func(s *settings) *string { return &s.Log.Level })
+	b.str("log-format", "json or console (log.format; default json)", func(s *settings) *string { return &s.Log.Format })
+}
+
+// str binds a string flag with no default shown (the default is the setting's), so --help
+// never prints a value from the environment, such as a password.
+func (b *settingsFlags) str(name, usage string, field func(*settings) *string) {
+	v := b.fs.String(name, "", usage)
+	b.setters[name] = func(s *settings) { *field(s) = *v }
+}
+
+func (b *settingsFlags) int(name, usage string, field func(*settings) *int) {
+	v := b.fs.Int(name, 0, usage)
+	b.setters[name] = func(s *settings) { *field(s) = *v }
+}
+
+func (b *settingsFlags) duration(name, usage string, field func(*settings) *time.Duration) {
+	v := b.fs.Duration(name, 0, usage)
+	b.setters[name] = func(s *settings) { *field(s) = *v }
+}
+
+// load reads the file (--config or SYNCWORKER_CONFIG), the environment and the given flags,
+// fills defaults and returns every problem at once.
+func (b *settingsFlags) load(env *cliEnv, n needs) (*settings, error) {
+	path := *b.config
+	if path == "" {
+		path = env.getenv("SYNCWORKER_CONFIG")
+	}
+	s, err := loadSettingsFile(path)
+	if err != nil {
+		return nil, err
+	}
+	errs := &configErrors{file: s.file, lines: s.lines}
+	applyEnv(s, env.getenv, errs)
+	b.fs.Visit(func(f *flag.Flag) {
+		if set, ok := b.setters[f.Name]; ok {
+			set(s)
+		}
+	})
+	s.expand(env.getenv, errs)
+	s.setDefaults()
+	s.validate(n, errs)
+	if err := errs.err(); err != nil {
+		return nil, redactErr(err, s)
+	}
+	return s, nil
+}
+
+// loadSettingsFile decodes path strictly (unknown keys are problems); "" gives empty settings.
+func loadSettingsFile(path string) (*settings, error) {
+	s := &settings{file: path, lines: map[string]int{}}
+	data, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if flatConsumeFile(data) {
+		// The earlier consume-only file: its keys are the consume section's.
+		lines, err := decodeYAMLStrict(path, data, &s.Consume)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range lines {
+			s.lines["consume."+k] = v
+		}
+		return s, nil
+	}
+	lines, err := decodeYAMLStrict(path, data, s)
+	if err != nil {
+		return nil, err
+	}
+	s.lines = lines
+	return s, nil
+}
+
+// flatConsumeFile reports whether data is a consume-only file (row_sync, queue, ... at the top)
+// as `syncworker consume --config` read before the unified file; it still works.
+func flatConsumeFile(data []byte) bool {
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(data, &top) != nil {
+		return false
+	}
+	_, flat := top["row_sync"]
+	_, q := top["queue"]
+	_, sections := top["consume"]
+	return (flat || q) && !sections
+}
+
+// expand replaces ${VAR} in the DSN and URLs with environment variables, so the file can
+// name a secret without holding it. A variable that is not set is a problem.
+func (s *settings) expand(getenv func(string) string, errs *configErrors) {
+	for key, p := range map[string]*string{"mysql.dsn": &s.MySQL.DSN, "amqp.url": &s.AMQP.URL, "amqp.management_url": &s.AMQP.ManagementURL} {
+		if !strings.Contains(*p, "${") {
+			continue
+		}
+		*p = os.Expand(*p, func(name string) string {
+			v := getenv(name)
+			if v == "" {
+				errs.add(key, "names ${%s}, which is not set in the environment", name)
+			}
+			return v
+		})
+	}
+}
+
+func (s *settings) setDefaults() {
+	if s.Log.Level == "" {
+		s.Log.Level = defaultLogLevel
+	}
+	if s.Log.Format == "" {
+		s.Log.Format = defaultLogFormat
+	}
+	if s.Relay.Partitions == 0 {
+		s.Relay.Partitions = defaultPartitions
+	}
+	if s.Relay.Group == "" {
+		s.Relay.Group = defaultGroup
+	}
+	if s.Relay.Order == "" {
+		s.Relay.Order = "strict"
+	}
+	if s.Relay.StatsInterval == 0 {
+		s.Relay.StatsInterval = defaultStatsInterval
+	}
+}
+
+// validate adds every problem with the settings to errs, naming the key and what is allowed.
+func (s *settings) validate(n needs, errs *configErrors) {
+	if n.mysql {
+		if s.MySQL.DSN == "" {
+			errs.add("mysql.dsn", "is required (or env SYNCWORKER_MYSQL_DSN, or --dsn)")
+		} else if _, err := mysql.ParseDSN(s.MySQL.DSN); err != nil {
+			errs.add("mysql.dsn", "is not a MySQL DSN (%v); allowed: user:password@tcp(host:3306)/database?param=value", err)
+		}
+		if err := s.MySQL.TLS.ValidateAs("mysql.tls"); err != nil {
+			errs.problems = append(errs.problems, err)
+		}
+	}
+	if n.amqp {
+		if s.AMQP.URL == "" {
+			errs.add("amqp.url", "is required (or env SYNCWORKER_AMQP_URL, or --amqp-url)")
+		} else if u, err := url.Parse(s.AMQP.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+			errs.add("amqp.url", "is not an amqp:// or amqps:// URL")
+		} else if u.Scheme == "amqp" && !s.AMQP.TLS.IsZero() {
+			errs.add("amqp.tls", "is set but amqp.url is amqp://; use amqps:// for TLS or leave amqp.tls empty")
+		}
+		if err := s.AMQP.TLS.ValidateAs("amqp.tls"); err != nil {
+			errs.problems = append(errs.problems, err)
+		}
+		if s.AMQP.ManagementURL != "" {
+			if u, err := url.Parse(s.AMQP.ManagementURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs.add("amqp.management_url", "is not an http:// or https:// URL, e.g. http://user:pass@rabbitmq:15672")
+			}
+		}
+	}
+	switch s.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs.add("log.level", "%q is not allowed; allowed: debug, info, warn, error", s.Log.Level)
+	}
+	switch s.Log.Format {
+	case "json", "console":
+	default:
+		errs.add("log.format", "%q is not allowed; allowed: json, console", s.Log.Format)
+	}
+	if s.HTTP.Listen != "" {
+		if _, _, err := net.SplitHostPort(s.HTTP.Listen); err != nil {
+			errs.add("http.listen", "%q is not host:port (e.g. :9090 or 127.0.0.1:9090; empty disables the server)", s.HTTP.Listen)
+		}
+	}
+	s.validateRelay(errs)
+	s.validateConsume(n, errs)
+}
+
+func (s *settings) validateRelay(errs *configErrors) {
+	r := s.Relay
+	for key, v := range map[string]int{"relay.channels": r.Channels, "relay.window": r.Window,
+		"relay.batch_size": r.BatchSize, "relay.key_window": r.KeyWindow, "relay.max_attempts": r.MaxAttempts} {
+		if v < 0 {
+			errs.add(key, "%d is negative; allowed: a positive number, or 0 for the default", v)
+		}
+	}
+	if r.Partitions < 1 || r.Partitions > 4096 {
+		errs.add("relay.partitions", "%d is out of range; allowed: 1 to 4096 (default 16)", r.Partitions)
+	}
+	if r.Order != "strict" && r.Order != "relaxed" {
+		errs.add("relay.order", "%q is not allowed; allowed: strict, relaxed", r.Order)
+	}
+	for key, d := range map[string]time.Duration{"relay.retry_initial": r.RetryInitial, "relay.retry_max": r.RetryMax,
+		"relay.lease_ttl": r.LeaseTTL, "relay.poll_interval": r.PollInterval, "relay.confirm_timeout": r.ConfirmTimeout,
+		"relay.shutdown_timeout": r.ShutdownTimeout} {
+		if d < 0 {
+			errs.add(key, "%s is negative; allowed: a positive duration such as 500ms or 10s, or 0 for the default", d)
+		}
+	}
+	if r.RetryMax > 0 && r.RetryInitial > r.RetryMax {
+		errs.add("relay.retry_max", "%s is shorter than relay.retry_initial %s", r.RetryMax, r.RetryInitial)
+	}
+}
+
+func (s *settings) validateConsume(n needs, errs *configErrors) {
+	c := s.Consume
+	if n.consume {
+		if c.Queue == "" {
+			errs.add("consume.queue", "is required: the queue to consume (or --queue)")
+		}
+		if c.ConsumerName == "" {
+			errs.add("consume.consumer_name", "is required: the stable name scoping the inbox (or --consumer-name)")
+		}
+		if len(c.RowSync.Tables) == 0 {
+			errs.add("consume.row_sync.tables", "is empty: map at least one table (source, target, key_columns), or there is nothing to apply")
+		}
+	}
+	for key, v := range map[string]int{"consume.concurrency": c.Concurrency, "consume.prefetch": c.Prefetch,
+		"consume.batch_size": c.BatchSize, "consume.retry.max_attempts": c.Retry.MaxAttempts} {
+		if v < 0 {
+			errs.add(key, "%d is negative; allowed: a positive number, or 0 for the default", v)
+		}
+	}
+	if c.BatchSize > 1000 {
+		errs.add("consume.batch_size", "%d is more than 1000", c.BatchSize)
+	}
+	for i, d := range c.Retry.Delays {
+		if d <= 0 {
+			errs.add(fmt.Sprintf("consume.retry.delays[%d]", i), "%s must be positive, e.g. 1s", d)
+		}
+	}
+	for key, d := range map[string]time.Duration{"consume.flush_interval": c.FlushInterval,
+		"consume.inbox_retention": c.InboxRetention, "consume.stop_timeout": c.StopTimeout} {
+		if d < 0 {
+			errs.add(key, "%s is negative; allowed: a positive duration, or 0 for the default", d)
+		}
+	}
+}
+
+// secrets are the passwords in the settings, which must never be printed. Passwords shorter
+// than minScrubbed are left out: replacing every "p" in the output would garble it, and
+// DSNs and URLs are redacted where they are printed anyway.
+func (s *settings) secrets() []string {
+	var out []string
+	add := func(p string) {
+		if len(p) >= minScrubbed {
+			out = append(out, p)
+		}
+	}
+	if cfg, err := mysql.ParseDSN(s.MySQL.DSN); err == nil {
+		add(cfg.Passwd)
+	}
+	for _, raw := range []string{s.AMQP.URL, s.AMQP.ManagementURL} {
+		if u, err := url.Parse(raw); err == nil {
+			if p, ok := u.User.Password(); ok {
+				add(p)
+				add(url.QueryEscape(p))
+				add(url.PathEscape(p))
+			}
+		}
+	}
+	return out
+}
+
+const minScrubbed = 4

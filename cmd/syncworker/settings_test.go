@@ -1,0 +1,144 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func loadForTest(t *testing.T, env map[string]string, n needs, args ...string) (*settings, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	b := bindSettings(fs, n)
+	b.str("queue", "", func(s *settings) *string { return &s.Consume.Queue })
+	b.int("partitions", "", func(s *settings) *int { return &s.Relay.Partitions })
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return b.load(&cliEnv{getenv: func(k string) string { return env[k] }}, n)
+}
+
+func TestExampleConfigLoadsAndValidates(t *testing.T) {
+	env := map[string]string{"MYSQL_PASSWORD": "pw1", "AMQP_PASSWORD": "pw2"}
+	s, err := loadForTest(t, env, needs{mysql: true, amqp: true, consume: true}, "--config", "../../syncworker.example.yaml")
+	if err != nil {
+		t.Fatalf("the example config does not load: %v", err)
+	}
+	if s.MySQL.DSN != "app:pw1@tcp(127.0.0.1:3306)/orders?parseTime=true" || !strings.Contains(s.AMQP.URL, "app:pw2@") {
+		t.Fatalf("${VAR} not expanded: %q %q", s.MySQL.DSN, s.AMQP.URL)
+	}
+	if s.Relay.Partitions != 16 || s.Consume.Retry.Delays[2] != time.Minute || len(s.Consume.RowSync.Tables) != 1 || s.HTTP.Listen != ":9090" {
+		t.Fatalf("example values not read: %+v", s)
+	}
+}
+
+func TestConfigPrecedenceFlagsEnvFileDefaults(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("mysql:\n  dsn: file:pw@tcp(h:1)/db\nconsume:\n  queue: fromfile\nrelay:\n  partitions: 8\n"), 0o600) //nolint:errcheck
+	env := map[string]string{"SYNCWORKER_CONFIG": path, "SYNCWORKER_MYSQL_DSN": "env:pw@tcp(h:1)/db"}
+	s, err := loadForTest(t, env, needs{mysql: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MySQL.DSN != "env:pw@tcp(h:1)/db" || s.Consume.Queue != "fromfile" || s.Relay.Partitions != 8 || s.Log.Level != "info" {
+		t.Fatalf("env over file, file over defaults: %+v", s)
+	}
+	s, err = loadForTest(t, env, needs{mysql: true}, "--dsn", "flag:pw@tcp(h:1)/db", "--queue", "fromflag", "--partitions", "4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MySQL.DSN != "flag:pw@tcp(h:1)/db" || s.Consume.Queue != "fromflag" || s.Relay.Partitions != 4 {
+		t.Fatalf("flags over env and file: %+v", s)
+	}
+}
+
+func TestBadConfigListsEveryProblemWithKeyLineAndAllowed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte(`mysql:
+  dsn: "user:Secr3tPass@tcp(db:3306)/app"
+amqp:
+  url: "http://user:Secr3tPass@mq/"
+log:
+  level: loud
+  format: xml
+http:
+  listen: "9090"
+relay:
+  partitions: 5000
+  order: random
+  channels: -1
+consume:
+  batch_size: 2000
+  retry:
+    delays: [1s, -5s]
+`), 0o600) //nolint:errcheck
+	_, err := loadForTest(t, nil, needs{mysql: true, amqp: true, consume: true}, "--config", path)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		"bad.yaml:4: amqp.url: is not an amqp:// or amqps:// URL",
+		"bad.yaml:6: log.level: \"loud\" is not allowed; allowed: debug, info, warn, error",
+		"bad.yaml:7: log.format",
+		"bad.yaml:9: http.listen",
+		"bad.yaml:11: relay.partitions: 5000 is out of range; allowed: 1 to 4096",
+		"bad.yaml:12: relay.order",
+		"bad.yaml:13: relay.channels",
+		"bad.yaml:15: consume.batch_size",
+		"bad.yaml:17: consume.retry.delays[1]",
+		"consume.queue: is required",
+		"consume.consumer_name: is required",
+		"consume.row_sync.tables: is empty",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "Secr3tPass") {
+		t.Errorf("password printed:\n%s", msg)
+	}
+
+	os.WriteFile(path, []byte("mysql:\n  dsn: x\n  pasword: y\nrelay:\n  partitons: 3\n"), 0o600) //nolint:errcheck
+	_, err = loadForTest(t, nil, needs{mysql: true}, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3: field pasword not found (unknown key)") || !strings.Contains(err.Error(), "bad.yaml:5: field partitons") {
+		t.Fatalf("unknown keys: %v", err)
+	}
+	_, err = loadForTest(t, nil, needs{mysql: true}, "--config", "../../syncworker.example.yaml")
+	if err == nil || !strings.Contains(err.Error(), "mysql.dsn: names ${MYSQL_PASSWORD}, which is not set") {
+		t.Fatalf("unset ${VAR}: %v", err)
+	}
+	_, err = loadForTest(t, map[string]string{"SYNCWORKER_LOG_LEVEL": "chatty"}, needs{})
+	if err == nil || !strings.Contains(err.Error(), "log.level") {
+		t.Fatalf("bad env value: %v", err)
+	}
+}
+
+// The consume-only file of before the unified config still works, with lines for problems.
+func TestFlatConsumeFileStillLoads(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replica.yaml")
+	os.WriteFile(path, []byte("queue: demo.replica\nconsumer_name: demo\nretry:\n  delays: [1s, -5s]\nrow_sync:\n  tables:\n    - source: a\n      key_columns: [id]\n"), 0o600) //nolint:errcheck
+	env := map[string]string{"SYNCWORKER_MYSQL_DSN": "u:p@tcp(h:1)/d", "SYNCWORKER_AMQP_URL": "amqp://h/"}
+	_, err := loadForTest(t, env, needs{mysql: true, amqp: true, consume: true}, "--config", path)
+	if err == nil || !strings.Contains(err.Error(), "replica.yaml:4: consume.retry.delays[1]") {
+		t.Fatalf("flat file problem: %v", err)
+	}
+	os.WriteFile(path, []byte("queue: demo.replica\nconsumer_name: demo\nrow_sync:\n  tables:\n    - source: a\n      key_columns: [id]\n"), 0o600) //nolint:errcheck
+	s, err := loadForTest(t, env, needs{mysql: true, amqp: true, consume: true}, "--config", path)
+	if err != nil || s.Consume.Queue != "demo.replica" || len(s.Consume.RowSync.Tables) != 1 {
+		t.Fatalf("flat file: %v %+v", err, s)
+	}
+}
+
+// verify --config reads the mappings of the unified file's consume section too.
+func TestVerifyReadsMappingsOfTheUnifiedFile(t *testing.T) {
+	jobs, err := verifyJobsFromConsumeFile("../../syncworker.example.yaml")
+	if err != nil || len(jobs) != 1 || jobs[0].SourceTable != "orders" || jobs[0].ReplicaTable != "orders_replica" {
+		t.Fatalf("jobs %+v, err %v", jobs, err)
+	}
+}

@@ -1,0 +1,3 @@
+FROM golang:1.26 AS build
+FORM scratch
+COPY
