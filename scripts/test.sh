@@ -147,7 +147,7 @@ fuzz() { say "fuzz $2 ($1, ${SYNCWORKER_FUZZTIME:-10s})"; go test -run '^$' -fuz
 fuzz ./subscriber/ FuzzDecodeDelivery
 fuzz ./outbox/ FuzzDecodeRowChange
 fuzz ./topology/ FuzzParse
-fuzz ./cmd/syncworker/ FuzzConsumeConfig
+fuzz ./cmd/syncworker/ FuzzConfig
 
 # The chaos test last and alone: it restarts the broker (stop_app/start_app), which would
 # break any other test running against it. SYNCWORKER_CHAOS_DURATION=30m makes it a soak run.
