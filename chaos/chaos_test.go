@@ -265,11 +265,20 @@ row_sync:
 		t.Fatal(err)
 	}
 	parked := queueDepth(t, broker.URL, queue+".parked")
+	// drift is what the verify package (syncworker verify) finds in the replica; lost and
+	// phantom events are counted by SQL and by verify, which must agree.
+	v, err := Verify(ctx, src.DB, rep.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(v.Events.Missing) != res.Lost || int(v.Events.Extra) != res.Phantom || (v.Drift() == 0) != (res.Drift == 0) {
+		t.Errorf("verify and the SQL checks disagree: verify %+v / %+v, SQL %+v", *v.Items, *v.Events, res)
+	}
 	line := fmt.Sprintf("chaos: events=%d faults=%d lost=%d double_applied=%d drift=%d phantom=%d parked=%d dead=%d",
-		res.Events, faultCount, res.Lost, res.DoubleApplied, res.Drift, res.Phantom, parked, res.Dead)
+		res.Events, faultCount, res.Lost, res.DoubleApplied, v.Drift(), res.Phantom, parked, res.Dead)
 	fmt.Println(line)
 	t.Logf("%s (run time %v)", line, time.Since(started).Round(time.Second))
-	if !res.OK() || parked != 0 || res.Dead != 0 || res.Events == 0 {
+	if !res.OK() || v.Drift() != 0 || parked != 0 || res.Dead != 0 || res.Events == 0 {
 		t.Errorf("chaos failed: %+v parked=%d", res, parked)
 	}
 	for _, p := range procs {

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/syncworker/syncworker/internal/verify"
 	"github.com/syncworker/syncworker/outbox"
 )
 
@@ -83,4 +84,30 @@ func Check(ctx context.Context, db *sql.DB, src, rep string) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// Verified is what the verify package finds comparing the source with the replica.
+type Verified struct {
+	Items  *verify.Report // items against the replica's items: the row-sync replica itself
+	Events *verify.Report // produced_events against event_log: missing = lost, extra = phantom
+}
+
+// Drift is the number of item rows that differ, are missing or extra in the replica.
+func (v Verified) Drift() int64 { return v.Items.Differing + v.Items.Missing + v.Items.Extra }
+
+// Verify runs the verify package (what `syncworker verify` runs) over both table pairs.
+func Verify(ctx context.Context, src, rep *sql.DB) (Verified, error) {
+	var v Verified
+	var err error
+	v.Items, err = verify.Run(ctx, verify.Config{Source: src, Replica: rep, SourceTable: "items",
+		KeyColumns: []string{"id"}, Columns: []string{"val"}})
+	if err != nil {
+		return v, fmt.Errorf("verify items: %w", err)
+	}
+	v.Events, err = verify.Run(ctx, verify.Config{Source: src, Replica: rep, SourceTable: "produced_events",
+		ReplicaTable: "event_log", KeyColumns: []string{"event_id"}, Columns: []string{"item_id"}})
+	if err != nil {
+		return v, fmt.Errorf("verify events: %w", err)
+	}
+	return v, nil
 }

@@ -86,4 +86,11 @@ func TestCheckDetectsDoubleApplyLossDriftAndPhantoms(t *testing.T) {
 	if r := check(); r.Drift != 2 || r.Phantom != 1 || r.OK() {
 		t.Fatalf("drift/phantom not detected: %+v, want drift=2 phantom=1", r)
 	}
+	v, err := Verify(ctx, src.DB, rep.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Drift() != 2 || v.Events.Missing != 1 || v.Events.Extra != 1 {
+		t.Fatalf("verify: drift %d, events missing %d extra %d; want 2, 1 (e2), 1 (rolled-back)", v.Drift(), v.Events.Missing, v.Events.Extra)
+	}
 }
