@@ -261,6 +261,11 @@ row_sync:
 		time.Sleep(200 * time.Millisecond) // polling the end state; a deadline bounds it
 	}
 	stopAll()
+	exits := map[string]int{}
+	for _, p := range procs {
+		exits[p.name] = p.exits
+	}
+	t.Logf("process exits (killed, crashed or stopped): %v", exits)
 	if res, err = Check(ctx, admin, src.Name, rep.Name); err != nil {
 		t.Fatal(err)
 	}
