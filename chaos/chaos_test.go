@@ -282,7 +282,8 @@ row_sync:
 	line := fmt.Sprintf("chaos: events=%d faults=%d lost=%d double_applied=%d drift=%d phantom=%d parked=%d dead=%d",
 		res.Events, faultCount, res.Lost, res.DoubleApplied, v.Drift(), res.Phantom, parked, res.Dead)
 	fmt.Println(line)
-	t.Logf("%s (run time %v)", line, time.Since(started).Round(time.Second))
+	t.Logf("%s (run time %v; items: %d in the source, %d in the replica)", line, time.Since(started).Round(time.Second),
+		v.Items.SourceRows, v.Items.ReplicaRows)
 	if !res.OK() || v.Drift() != 0 || parked != 0 || res.Dead != 0 || res.Events == 0 {
 		t.Errorf("chaos failed: %+v parked=%d", res, parked)
 	}
@@ -300,9 +301,10 @@ row_sync:
 
 var errRolledBack = fmt.Errorf("rolled back on purpose")
 
-// produce runs one producer transaction: a change of a random item (row-sync event with the
-// item's version) and one event row keyed by a fresh id, both through the outbox; about one
-// transaction in ten is rolled back after writing everything.
+// produce runs one producer transaction: a change of a random item (an upsert, or one time in
+// eight a delete; a row-sync event with the item's next version) and one event row keyed by a
+// fresh id, both through the outbox; about one transaction in ten is rolled back after
+// writing everything.
 func produce(ctx context.Context, db *sql.DB, exchange string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -310,22 +312,38 @@ func produce(ctx context.Context, db *sql.DB, exchange string) error {
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
 	id := 1 + rand.IntN(itemCount)
-	var version int64
-	err = tx.QueryRowContext(ctx, "SELECT version FROM items WHERE id = ? FOR UPDATE", id).Scan(&version)
-	if err != nil && err != sql.ErrNoRows {
+	key := map[string]any{"id": id}
+	// Creating the version record first avoids the gap lock a locking read of a missing row
+	// takes (which makes concurrent producers deadlock).
+	if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO item_versions (id, version) VALUES (?, 0)", id); err != nil {
+		return err
+	}
+	var version uint64
+	if err := tx.QueryRowContext(ctx, "SELECT version FROM item_versions WHERE id = ? FOR UPDATE", id).Scan(&version); err != nil {
 		return err
 	}
 	version++
-	val := fmt.Sprintf("v%d-%d", version, rand.IntN(1000))
-	if _, err := tx.ExecContext(ctx, "INSERT INTO items (id, val, version) VALUES (?, ?, ?) ON DUPLICATE KEY UPDATE val = VALUES(val), version = VALUES(version)", id, val, version); err != nil {
+	if _, err := tx.ExecContext(ctx, "UPDATE item_versions SET version = ? WHERE id = ?", version, id); err != nil {
+		return err
+	}
+	var item outbox.Message
+	if rand.IntN(8) == 0 {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM items WHERE id = ?", id); err != nil {
+			return err
+		}
+		item, err = outbox.RowDelete("items", key, version)
+	} else {
+		val := fmt.Sprintf("v%d-%d", version, rand.IntN(1000))
+		if _, err := tx.ExecContext(ctx, "INSERT INTO items (id, val) VALUES (?, ?) ON DUPLICATE KEY UPDATE val = VALUES(val)", id, val); err != nil {
+			return err
+		}
+		item, err = outbox.RowUpsert("items", key, map[string]any{"val": val}, version)
+	}
+	if err != nil {
 		return err
 	}
 	eventID := uuid.NewString()
 	if _, err := tx.ExecContext(ctx, "INSERT INTO produced_events (event_id, item_id) VALUES (?, ?)", eventID, id); err != nil {
-		return err
-	}
-	item, err := outbox.RowUpsert("items", map[string]any{"id": id}, map[string]any{"val": val}, uint64(version))
-	if err != nil {
 		return err
 	}
 	ev, err := outbox.RowUpsert("event_log", map[string]any{"event_id": eventID}, map[string]any{"item_id": id}, 1)

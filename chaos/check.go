@@ -13,11 +13,13 @@ import (
 )
 
 // SourceSchema is created in the producers' database next to the outbox tables. items is
-// the business table replicated by row sync; produced_events commits in the same transaction
+// the business table replicated by row sync (rows are inserted, updated and deleted);
+// item_versions numbers each item's changes, deletes included; produced_events commits in the same transaction
 // as each event, so it is the truth of which events committed, whatever a producer's
 // client saw (a connection killed during COMMIT leaves the client unsure).
 var SourceSchema = []string{
-	"CREATE TABLE items (id BIGINT PRIMARY KEY, val VARCHAR(64) NOT NULL, version BIGINT NOT NULL)",
+	"CREATE TABLE items (id BIGINT PRIMARY KEY, val VARCHAR(64) NOT NULL)",
+	"CREATE TABLE item_versions (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
 	"CREATE TABLE produced_events (event_id VARCHAR(64) PRIMARY KEY, item_id BIGINT NOT NULL)",
 }
 

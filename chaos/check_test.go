@@ -63,7 +63,7 @@ func TestCheckDetectsDoubleApplyLossDriftAndPhantoms(t *testing.T) {
 	}
 
 	exec(src, "INSERT INTO produced_events VALUES ('e1', 1), ('e2', 1)")
-	exec(src, "INSERT INTO items VALUES (1, 'a', 1)")
+	exec(src, "INSERT INTO items VALUES (1, 'a')")
 	ev, _ := outbox.RowUpsert("event_log", map[string]any{"event_id": "e1"}, map[string]any{"item_id": 1}, 1)
 	item, _ := outbox.RowUpsert("items", map[string]any{"id": 1}, map[string]any{"val": "a"}, 1)
 	apply(ev)
