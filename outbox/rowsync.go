@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Row-sync events replicate rows of a service's table into subscribers' tables without code on
@@ -136,6 +137,10 @@ func normalizeValues(in map[string]any) map[string]any {
 // large integers and decimals pass through exactly. Every error wraps ErrInvalidRowChange.
 func DecodeRowChange(payload []byte) (RowChange, error) {
 	var c RowChange
+	// encoding/json would turn invalid UTF-8 into U+FFFD and so change the values silently.
+	if !utf8.Valid(payload) {
+		return RowChange{}, fmt.Errorf("%w: payload is not valid UTF-8", ErrInvalidRowChange)
+	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	dec.DisallowUnknownFields()

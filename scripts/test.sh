@@ -3,7 +3,7 @@
 # them where it can), then runs gofmt, go vet and every test with the race detector.
 #
 #   ./scripts/test.sh            everything
-#   ./scripts/test.sh ./outbox/  only these packages (gofmt and vet still run on all)
+#   ./scripts/test.sh ./outbox/  only these packages (gofmt and vet still run on all; no fuzz, no chaos)
 #
 # Environment: SYNCWORKER_TEST_MYSQL_DSN, SYNCWORKER_TEST_AMQP_URL point the tests elsewhere;
 # SYNCWORKER_SKIP_INTEGRATION=1 skips the integration tests (and the service checks).
@@ -138,3 +138,22 @@ pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(./...)
 say "go test -race ${pkgs[*]}"
 go test -race -count=1 -timeout 20m "${pkgs[@]}"
+
+# The fuzz and chaos steps run only for a full run (no package arguments).
+[ $# -eq 0 ] || exit 0
+
+# Short fuzzing of every target; the seed corpus in testdata/fuzz/ runs with the tests above.
+fuzz() { say "fuzz $2 ($1, ${SYNCWORKER_FUZZTIME:-10s})"; go test -run '^$' -fuzz "^$2\$" -fuzztime "${SYNCWORKER_FUZZTIME:-10s}" "$1"; }
+fuzz ./subscriber/ FuzzDecodeDelivery
+fuzz ./outbox/ FuzzDecodeRowChange
+fuzz ./topology/ FuzzParse
+fuzz ./cmd/syncworker/ FuzzConfig
+
+# The chaos test last and alone: it restarts the broker (stop_app/start_app), which would
+# break any other test running against it. SYNCWORKER_CHAOS_DURATION=30m makes it a soak run.
+if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
+  say "chaos test (${SYNCWORKER_CHAOS_DURATION:-90s} of faults)"
+  restart=0
+  if [ -z "${SYNCWORKER_TEST_AMQP_URL:-}" ] && rabbit_ok; then restart=1; fi  # we control the local broker
+  SYNCWORKER_CHAOS_BROKER_RESTART=$restart go test -tags chaos -count=1 -timeout 60m ./chaos/ -run '^TestChaos$' -v
+fi

@@ -3,6 +3,7 @@ package subscriber
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -172,7 +173,7 @@ func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, e
 			msgs[i] = it.msg
 		}
 		if herr := recoverHandler(s.log, items[0].msg.ID, func() error { return s.cfg.BatchHandler(ctx, tx, msgs) }); herr != nil {
-			if isDeadlock(herr) {
+			if breaksTransaction(herr) {
 				return false, fmt.Errorf("%w: batch handler: %w", errTxBroken, herr)
 			}
 			// Nobody is blamed yet: the savepoint path finds the message that fails.
@@ -182,7 +183,7 @@ func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, e
 	} else {
 		for _, it := range items {
 			if herr := s.callHandler(ctx, tx, it.msg); herr != nil {
-				if isDeadlock(herr) {
+				if breaksTransaction(herr) {
 					return false, fmt.Errorf("%w: handler: %w", errTxBroken, herr)
 				}
 				it.outcome, it.err = outcomeFailed, herr
@@ -225,7 +226,7 @@ func (s *Subscriber) applySavepoints(ctx context.Context, items []*item) (err er
 		} else if n == 0 {
 			it.outcome = outcomeDuplicate
 		} else if herr := s.callHandler(ctx, tx, it.msg); herr != nil {
-			if isDeadlock(herr) {
+			if breaksTransaction(herr) {
 				return fmt.Errorf("%w: handler: %w", errTxBroken, herr)
 			}
 			// If the handler's failure broke the transaction otherwise (a lost connection),
@@ -270,9 +271,23 @@ func ackQuietly(log *zap.Logger, d *amqp.Delivery) {
 	}
 }
 
+// breaksTransaction reports a handler error that is the transaction's fault, not the
+// message's: the batch is retried and the message is not blamed.
+func breaksTransaction(err error) bool { return isDeadlock(err) || isConnectionLost(err) }
+
 // isDeadlock reports a deadlock (MySQL error 1213), after which the server has rolled back the
-// whole transaction: the batch is retried, the message is not blamed.
+// whole transaction.
 func isDeadlock(err error) bool {
 	var me *mysql.MySQLError
 	return errors.As(err, &me) && me.Number == 1213
+}
+
+// isConnectionLost reports a handler error that is the database connection failing (killed,
+// cut, server gone), not the message: the transaction is lost, so the batch is retried.
+func isConnectionLost(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1927 || me.Number == 1053 // connection killed, server shutting down
+	}
+	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, sql.ErrConnDone)
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"slices"
 	"sort"
 	"strings"
@@ -144,6 +145,11 @@ type rowEvent struct {
 func (r *RowSync) decode(ctx context.Context, tx *sql.Tx, msg Message) (rowEvent, error) {
 	if msg.Type != outbox.EventTypeRowUpsert && msg.Type != outbox.EventTypeRowDelete {
 		return rowEvent{}, permanent("event type %q is not a row-sync event", msg.Type)
+	}
+	if msg.ContentType != "" {
+		if mt, _, err := mime.ParseMediaType(msg.ContentType); err != nil || mt != outbox.DefaultContentType {
+			return rowEvent{}, permanent("content type %q is not %s", msg.ContentType, outbox.DefaultContentType)
+		}
 	}
 	change, err := outbox.DecodeRowChange(msg.Payload)
 	if err != nil {

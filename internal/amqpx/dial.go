@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -45,7 +46,11 @@ func Dial(cfg DialConfig) (*amqp.Connection, error) {
 	}
 	dialURL, dial := cfg.URL, amqp.DefaultDial(cfg.Timeout)
 	var ownTLS *tlsDial
-	if uri, err := parseURL(cfg.URL); err == nil && uri.Scheme == "amqps" {
+	uri, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, badURL(cfg.URL, err)
+	}
+	if uri.Scheme == "amqps" {
 		ownTLS = &tlsDial{cfg: clientTLS(cfg.TLS, uri.Host), timeout: cfg.Timeout}
 		uri.Scheme = "amqp" // the TLS session is made by ownTLS.dial; the port stays
 		dialURL, dial = uri.String(), ownTLS.dial
@@ -128,3 +133,18 @@ func address(rawURL string) string {
 }
 
 func parseURL(rawURL string) (amqp.URI, error) { return amqp.ParseURI(rawURL) }
+
+// badURL explains a URL that does not parse without echoing it: the parser's error quotes
+// the whole URL, password included, and an escape error quotes part of the password.
+func badURL(rawURL string, err error) error {
+	why := "it does not parse"
+	var uerr *url.Error
+	var esc url.EscapeError
+	if errors.As(err, &uerr) && !errors.As(err, &esc) {
+		why = uerr.Err.Error()
+	} else if !errors.As(err, &uerr) {
+		why = redact.Secrets(err.Error(), rawURL)
+	}
+	return fmt.Errorf("connect to RabbitMQ at %s: invalid URL: %s (want amqp[s]://user:password@host:port/vhost, "+
+		"with reserved characters in the user and password percent-encoded)", redact.URL(rawURL), why)
+}
