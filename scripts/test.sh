@@ -75,6 +75,11 @@ SQL
 rabbit_ok() { have rabbitmqctl && timeout 20 rabbitmqctl -q status >/dev/null 2>&1; }
 start_rabbit() {
   rabbitmq-server -detached
+  # await_startup needs a node that answers; right after -detached it may not yet.
+  for _ in $(seq 1 120); do
+    timeout 10 rabbitmqctl -q ping >/dev/null 2>&1 && break
+    sleep 1
+  done
   timeout 120 rabbitmqctl -q await_startup
 }
 ensure_rabbit() {
