@@ -77,7 +77,7 @@ func (t *Topology) declarations() declarations {
 	for _, q := range t.Queues {
 		if pl := q.ParkingLot(); pl != "" {
 			d.queues = append(d.queues, queueDecl{
-				name: pl, durable: true, args: amqp.Table{"x-queue-type": string(Quorum)},
+				name: pl, durable: true, args: parkingLotArgs(),
 				origin: "parking lot of " + q.Name, line: q.pos.at("retry"),
 			})
 		}
@@ -115,6 +115,16 @@ func tierArgs(queue string, tier RetryTier) amqp.Table {
 		"x-dead-letter-strategy":    "at-least-once",
 		"x-overflow":                string(RejectPublish),
 	}
+}
+
+// parkingLotDeliveryLimit is set on every parking lot so that no broker default applies:
+// RabbitMQ 4 gives quorum queues a delivery limit of 20, and every `dlq list` hands the messages it
+// shows back to the lot, which counts as a delivery; a parking lot has no dead-letter target, so
+// a message over the limit would be dropped. A billion lists is out of reach.
+const parkingLotDeliveryLimit = 1_000_000_000
+
+func parkingLotArgs() amqp.Table {
+	return amqp.Table{"x-queue-type": string(Quorum), "x-delivery-limit": parkingLotDeliveryLimit}
 }
 
 // queueArgs makes the arguments of a queue of the file. With a parking lot, messages the

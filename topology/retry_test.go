@@ -95,3 +95,21 @@ queues:
 		t.Errorf("parked with x-death reasons %v; want rejected and delivery_limit", reasons)
 	}
 }
+
+// A parking lot carries its own delivery limit, so RabbitMQ 4's default of 20 for quorum queues
+// cannot drop parked messages that `dlq list` handed back again and again.
+func TestParkingLotHasItsOwnDeliveryLimit(t *testing.T) {
+	top := &Topology{Queues: []Queue{{Name: "orders", Retry: &Retry{Delays: []time.Duration{time.Second}}}}}
+	if err := top.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range top.declarations().queues {
+		if q.name == "orders.parked" {
+			if got := q.args["x-delivery-limit"]; got != parkingLotDeliveryLimit {
+				t.Fatalf("parking lot x-delivery-limit = %v, want %d", got, parkingLotDeliveryLimit)
+			}
+			return
+		}
+	}
+	t.Fatal("no parking lot declared")
+}
