@@ -393,18 +393,26 @@ func killConnections(ctx context.Context, admin *sql.DB, dbs ...string) error {
 // restartBroker stops and starts the RabbitMQ application (the node keeps running).
 func restartBroker() error {
 	for _, op := range []string{"stop_app", "start_app", "await_startup"} {
-		args := []string{"-q", op}
-		if rabbitNode != "" {
-			args = append([]string{"-n", rabbitNode}, args...)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
-		cancel()
-		if err != nil {
-			return fmt.Errorf("rabbitmqctl %s: %v: %s", op, err, out)
+		if _, err := rabbitmqctl(op); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// rabbitmqctl runs rabbitmqctl against the broker the test controls.
+func rabbitmqctl(args ...string) ([]byte, error) {
+	args = append([]string{"-q"}, args...)
+	if rabbitNode != "" {
+		args = append([]string{"-n", rabbitNode}, args...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("rabbitmqctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
 }
 
 func queueDepth(t *testing.T, url, queue string) int {

@@ -168,5 +168,5 @@ if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
   say "chaos test (${SYNCWORKER_CHAOS_DURATION:-90s} of faults)"
   restart=0
   if [ -z "${SYNCWORKER_TEST_AMQP_URL:-}" ] && rabbit_ok; then restart=1; fi  # we control the local broker
-  SYNCWORKER_CHAOS_BROKER_RESTART=$restart go test -tags chaos -count=1 -timeout 60m ./chaos/ -run '^TestChaos$' -v
+  SYNCWORKER_CHAOS_BROKER_RESTART=$restart go test -tags chaos -count=1 -timeout 60m ./chaos/ -run '^Test' -v
 fi
