@@ -30,14 +30,10 @@ func runConsume(ctx context.Context, env *cliEnv, args []string) error {
 	b.int("prefetch", "unacked deliveries the broker may send ahead (consume.prefetch; default 2*concurrency*batch size)", func(s *settings) *int { return &s.Consume.Prefetch })
 	b.int("batch-size", "deliveries committed in one transaction (consume.batch_size; default 32)", func(s *settings) *int { return &s.Consume.BatchSize })
 	b.duration("stop-timeout", "how long SIGTERM waits for in-flight batches (consume.stop_timeout; default 30s)", func(s *settings) *time.Duration { return &s.Consume.StopTimeout })
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	s, err := b.load(env, need)
+	s, env, err := b.parse(env, args, need)
 	if err != nil {
 		return err
 	}
-	env = scrubbed(env, s)
 	return redactErr(consumeWith(ctx, env, s), s)
 }
 

@@ -62,10 +62,7 @@ func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *
 	if extra != nil {
 		extra(fs)
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return nil, nil, err
-	}
-	s, err := b.load(env, need)
+	s, env, err := b.parse(env, args, need)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -76,7 +73,7 @@ func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *
 		return nil, nil, fmt.Errorf("--limit %d is negative", c.limit)
 	}
 	c.s, c.lot = s, naming.ParkingLot(s.Consume.Queue)
-	return c, scrubbed(env, s), nil
+	return c, env, nil
 }
 
 // scan takes the parking lot's messages one by one with basic.get and manual ack, calling

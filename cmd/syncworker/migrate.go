@@ -16,14 +16,10 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "migrate", "[--config FILE] [--dsn DSN]")
 	need := needs{mysql: true}
 	b := bindSettings(fs, need)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	s, err := b.load(env, need)
+	s, env, err := b.parse(env, args, need)
 	if err != nil {
 		return err
 	}
-	env = scrubbed(env, s)
 	return redactErr(migrateWith(ctx, env, s), s)
 }
 

@@ -19,34 +19,31 @@ func init() {
 	register(&command{name: "outbox dead purge", summary: "delete dead outbox messages for good", run: runDeadPurge})
 }
 
-// openDeadStore parses the common flags of the dead commands and opens the store.
-func openDeadStore(env *cliEnv, fs *flag.FlagSet, args []string) (*outbox.DeadStore, func(), error) {
+// openDeadStore parses the common flags of the dead commands and opens the store. It returns
+// the env to print through (passwords blanked).
+func openDeadStore(env *cliEnv, fs *flag.FlagSet, args []string) (*outbox.DeadStore, *cliEnv, func(), error) {
 	need := needs{mysql: true}
-	b := bindSettings(fs, need)
-	if err := parseFlags(fs, args); err != nil {
-		return nil, nil, err
-	}
-	s, err := b.load(env, need)
+	s, env, err := bindSettings(fs, need).parse(env, args, need)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	db, err := openDB(s)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	store, err := outbox.NewDeadStore(db, outbox.Tables{})
 	if err != nil {
 		db.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return store, func() { db.Close() }, nil
+	return store, env, func() { db.Close() }, nil
 }
 
 func runDeadList(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "outbox dead list", "[--limit N] [--after ID]")
 	limit := fs.Int("limit", 100, "most messages to list")
 	after := fs.Int64("after", 0, "list messages with a dead id above this (for paging)")
-	store, closeDB, err := openDeadStore(env, fs, args)
+	store, env, closeDB, err := openDeadStore(env, fs, args)
 	if err != nil {
 		return err
 	}
@@ -94,7 +91,7 @@ func deadSelection(fs *flag.FlagSet, all bool) ([]int64, error) {
 func runDeadRetry(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "outbox dead retry", "(ID... | --all)")
 	all := fs.Bool("all", false, "retry every dead message")
-	store, closeDB, err := openDeadStore(env, fs, args)
+	store, env, closeDB, err := openDeadStore(env, fs, args)
 	if err != nil {
 		return err
 	}
@@ -115,7 +112,7 @@ func runDeadPurge(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "outbox dead purge", "(ID... | --all) [--yes]")
 	all := fs.Bool("all", false, "purge every dead message")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	store, closeDB, err := openDeadStore(env, fs, args)
+	store, env, closeDB, err := openDeadStore(env, fs, args)
 	if err != nil {
 		return err
 	}

@@ -43,17 +43,13 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	b.duration("stats-interval", "how often the outbox backlog gauges are sampled (relay.stats_interval; default 5s)", func(s *settings) *time.Duration { return &s.Relay.StatsInterval })
 	b.str("app-id", "AMQP app_id property of published messages (relay.app_id; default \"syncworker\")", func(s *settings) *string { return &s.Relay.AppID })
 	debug := fs.Bool("debug", false, "log at debug level (same as --log-level debug)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	s, err := b.load(env, need)
+	s, env, err := b.parse(env, args, need)
 	if err != nil {
 		return err
 	}
 	if *debug {
 		s.Log.Level = "debug"
 	}
-	env = scrubbed(env, s)
 	return redactErr(relayWith(ctx, env, s), s)
 }
 

@@ -144,6 +144,19 @@ func (b *settingsFlags) duration(name, usage string, field func(*settings) *time
 
 // load reads the file (--config or SYNCWORKER_CONFIG), the environment and the given flags,
 // fills defaults and returns every problem at once.
+// parse parses args, loads the settings and returns env with the settings' passwords blanked
+// from everything the command prints. Every command goes through it, so none can forget that.
+func (b *settingsFlags) parse(env *cliEnv, args []string, n needs) (*settings, *cliEnv, error) {
+	if err := parseFlags(b.fs, args); err != nil {
+		return nil, nil, err
+	}
+	s, err := b.load(env, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, scrubbed(env, s), nil
+}
+
 func (b *settingsFlags) load(env *cliEnv, n needs) (*settings, error) {
 	path := *b.config
 	if path == "" {

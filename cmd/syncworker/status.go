@@ -62,14 +62,10 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) error {
 	b.int("partitions", "the relays' partition count, for the per-partition backlog and the leases (relay.partitions; default 16)", func(s *settings) *int { return &s.Relay.Partitions })
 	b.str("group", "the relays' group (relay.group; default \"default\")", func(s *settings) *string { return &s.Relay.Group })
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	s, err := b.load(env, need)
+	s, env, err := b.parse(env, args, need)
 	if err != nil {
 		return err
 	}
-	env = scrubbed(env, s)
 	rep, err := collectStatus(ctx, s)
 	if err != nil {
 		return redactErr(err, s)

@@ -35,7 +35,9 @@ type topologyFlags struct {
 	s    *settings
 }
 
-func parseTopologyFlags(env *cliEnv, name string, args []string, needBroker bool) (*topologyFlags, error) {
+// parseTopologyFlags parses a topology command's flags; it returns the env to print through
+// (passwords blanked).
+func parseTopologyFlags(env *cliEnv, name string, args []string, needBroker bool) (*topologyFlags, *cliEnv, error) {
 	synopsis := "-f FILE [--config FILE]"
 	if needBroker {
 		synopsis += " [--amqp-url URL]"
@@ -44,19 +46,16 @@ func parseTopologyFlags(env *cliEnv, name string, args []string, needBroker bool
 	need := needs{amqp: needBroker}
 	b := bindSettings(fs, need)
 	b.str("f", "topology YAML file, see topology/README.md (topology.file)", func(s *settings) *string { return &s.Topology.File })
-	if err := parseFlags(fs, args); err != nil {
-		return nil, err
-	}
-	s, err := b.load(env, need)
+	s, env, err := b.parse(env, args, need)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if s.Topology.File == "" {
 		fmt.Fprintln(env.stderr, "-f FILE (or topology.file) is required")
 		fs.Usage()
-		return nil, errUsage
+		return nil, nil, errUsage
 	}
-	return &topologyFlags{file: s.Topology.File, s: s}, nil
+	return &topologyFlags{file: s.Topology.File, s: s}, env, nil
 }
 
 // loadTopology reads and validates the file before any broker connection.
@@ -85,7 +84,7 @@ func plural(n int) string {
 }
 
 func runTopologyValidate(_ context.Context, env *cliEnv, args []string) error {
-	f, err := parseTopologyFlags(env, "topology validate", args, false)
+	f, env, err := parseTopologyFlags(env, "topology validate", args, false)
 	if err != nil {
 		return err
 	}
@@ -98,7 +97,7 @@ func runTopologyValidate(_ context.Context, env *cliEnv, args []string) error {
 }
 
 func runTopologyPlan(ctx context.Context, env *cliEnv, args []string) error {
-	f, err := parseTopologyFlags(env, "topology plan", args, true)
+	f, env, err := parseTopologyFlags(env, "topology plan", args, true)
 	if err != nil {
 		return err
 	}
@@ -133,7 +132,7 @@ func pluralY(n int) string {
 }
 
 func runTopologyApply(ctx context.Context, env *cliEnv, args []string) error {
-	f, err := parseTopologyFlags(env, "topology apply", args, true)
+	f, env, err := parseTopologyFlags(env, "topology apply", args, true)
 	if err != nil {
 		return err
 	}
