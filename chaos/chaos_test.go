@@ -70,18 +70,7 @@ func TestChaos(t *testing.T) {
 	// Producers' connections are killed on purpose; the driver's complaints are noise here.
 	mysql.SetLogger(log.New(io.Discard, "", 0)) //nolint:errcheck // a non-nil logger is always accepted
 	ctx := context.Background()
-	src, rep := testenv.NewDatabase(t), testenv.NewDatabase(t)
-	for _, d := range []struct {
-		db     *testenv.Database
-		schema []string
-	}{{src, SourceSchema}, {rep, ReplicaSchema}} {
-		if err := outbox.Migrate(ctx, d.db.DB); err != nil {
-			t.Fatal(err)
-		}
-		if err := Create(ctx, d.db.DB, d.schema); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src, rep := newSourceAndReplica(t)
 	broker := testenv.NewBroker(t)
 	exchange, queue := broker.Name("chaos"), broker.Name("replica")
 	broker.Track(queue+".retry.1s", queue+".parked")

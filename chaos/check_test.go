@@ -15,18 +15,7 @@ import (
 func TestCheckDetectsDoubleApplyLossDriftAndPhantoms(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	src, rep := testenv.NewDatabase(t), testenv.NewDatabase(t)
-	for _, d := range []struct {
-		db     *testenv.Database
-		schema []string
-	}{{src, SourceSchema}, {rep, ReplicaSchema}} {
-		if err := outbox.Migrate(ctx, d.db.DB); err != nil {
-			t.Fatal(err)
-		}
-		if err := Create(ctx, d.db.DB, d.schema); err != nil {
-			t.Fatal(err)
-		}
-	}
+	src, rep := newSourceAndReplica(t)
 	rs, err := subscriber.NewRowSync(subscriber.RowSyncConfig{Tables: []subscriber.TableMapping{
 		{Source: "event_log", KeyColumns: []string{"event_id"}},
 		{Source: "items", KeyColumns: []string{"id"}},
@@ -93,4 +82,22 @@ func TestCheckDetectsDoubleApplyLossDriftAndPhantoms(t *testing.T) {
 	if v.Drift() != 2 || v.Events.Missing != 1 || v.Events.Extra != 1 {
 		t.Fatalf("verify: drift %d, events missing %d extra %d; want 2, 1 (e2), 1 (rolled-back)", v.Drift(), v.Events.Missing, v.Events.Extra)
 	}
+}
+
+// newSourceAndReplica makes the chaos test's two databases, migrated, with their schemas.
+func newSourceAndReplica(t *testing.T) (src, rep *testenv.Database) {
+	t.Helper()
+	src, rep = testenv.NewDatabase(t), testenv.NewDatabase(t)
+	for _, d := range []struct {
+		db     *testenv.Database
+		schema []string
+	}{{src, SourceSchema}, {rep, ReplicaSchema}} {
+		if err := outbox.Migrate(context.Background(), d.db.DB); err != nil {
+			t.Fatal(err)
+		}
+		if err := Create(context.Background(), d.db.DB, d.schema); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return src, rep
 }

@@ -254,3 +254,30 @@ func writeTx(db *sql.DB, pause time.Duration, msgs ...outbox.Message) error {
 	time.Sleep(pause)
 	return tx.Commit()
 }
+
+// keyedMessages returns n messages with fresh ids spread over keys partition keys, and the set
+// of their ids.
+func (e *env) keyedMessages(n, keys int) ([]outbox.Message, map[string]bool) {
+	want := make(map[string]bool, n)
+	msgs := make([]outbox.Message, n)
+	for i := range msgs {
+		msgs[i] = e.msg(fmt.Sprintf("key-%d", i%keys), i)
+		msgs[i].ID = outbox.NewID()
+		want[msgs[i].ID] = true
+	}
+	return msgs, want
+}
+
+// writePaced commits msgs in transactions of chunk messages with a pause between them, in the
+// background; the returned channel closes when all are written.
+func (e *env) writePaced(msgs []outbox.Message, chunk int, pause time.Duration) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < len(msgs); i += chunk {
+			e.write(msgs[i:min(i+chunk, len(msgs))]...)
+			time.Sleep(pause)
+		}
+	}()
+	return done
+}

@@ -100,22 +100,8 @@ func TestBrokerConnectionCuts(t *testing.T) {
 	e.start(cfg)
 
 	const total = 3000
-	want := map[string]bool{}
-	var msgs []outbox.Message
-	for i := 0; i < total; i++ {
-		m := e.msg(fmt.Sprintf("key-%d", i%97), i)
-		m.ID = outbox.NewID()
-		want[m.ID] = true
-		msgs = append(msgs, m)
-	}
-	writeDone := make(chan struct{})
-	go func() {
-		defer close(writeDone)
-		for i := 0; i < total; i += 50 {
-			e.write(msgs[i : i+50]...)
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	msgs, want := e.keyedMessages(total, 97)
+	writeDone := e.writePaced(msgs, 50, 2*time.Millisecond)
 	for cut := 1; cut <= 4; cut++ {
 		// Cut once the relay reconnected and more messages flowed, so each cut hits a live stream.
 		target := cut * total / 6
@@ -150,22 +136,8 @@ func TestFailoverWhenARelayDies(t *testing.T) {
 	})
 
 	const total = 2000
-	want := map[string]bool{}
-	var msgs []outbox.Message
-	for i := 0; i < total; i++ {
-		m := e.msg(fmt.Sprintf("key-%d", i%53), i)
-		m.ID = outbox.NewID()
-		want[m.ID] = true
-		msgs = append(msgs, m)
-	}
-	writeDone := make(chan struct{})
-	go func() {
-		defer close(writeDone)
-		for i := 0; i < total; i += 20 {
-			e.write(msgs[i : i+20]...)
-			time.Sleep(time.Millisecond)
-		}
-	}()
+	msgs, want := e.keyedMessages(total, 53)
+	writeDone := e.writePaced(msgs, 20, time.Millisecond)
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		return c.distinct() >= total/4, fmt.Sprintf("%d messages arrived", c.distinct())
 	})
