@@ -15,11 +15,15 @@ import (
 	"github.com/syncworker/syncworker/internal/tlsconfig"
 )
 
-// openDB opens mysql.dsn with the mysql.tls settings applied. It does not connect; the first
-// query does, and a TLS failure there is explained by explainDB.
+// openDB opens mysql.dsn with the mysql.tls settings applied and interpolateParams on unless
+// the DSN says otherwise. It does not connect; the first query does, and a TLS failure there
+// is explained by pingDB.
 func openDB(s *settings) (*sql.DB, error) {
-	dsn, err := tlsconfig.ApplyToDSN(s.MySQL.DSN, s.MySQL.TLS)
+	dsn, err := interpolateByDefault(s.MySQL.DSN)
 	if err != nil {
+		return nil, err
+	}
+	if dsn, err = tlsconfig.ApplyToDSN(dsn, s.MySQL.TLS); err != nil {
 		return nil, fmt.Errorf("mysql.tls: %w", err)
 	}
 	db, err := sql.Open("mysql", dsn)

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+func TestInterpolateByDefault(t *testing.T) {
+	for _, tc := range []struct {
+		dsn         string
+		interpolate bool
+	}{
+		{"root@tcp(127.0.0.1:3306)/app", true},
+		{"u:p@tcp(db:3306)/app?parseTime=true&loc=UTC", true},
+		{"u:p?w/x@tcp(db:3306)/app", true}, // '?' and '/' in the password are not parameters
+		{"u:p@tcp(db:3306)/app?interpolateParams=false", false},
+		{"u:p@tcp(db:3306)/app?interpolateParams=true", true},
+		{"u:p@tcp(db:3306)/app?charset=sjis", false},
+		{"u:p@tcp(db:3306)/app?charset=utf8mb4,GBK", false},
+		{"u:p@tcp(db:3306)/app?charset=utf8mb4", true},
+	} {
+		got, err := interpolateByDefault(tc.dsn)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.dsn, err)
+		}
+		cfg, err := mysql.ParseDSN(got)
+		if err != nil {
+			t.Fatalf("%s became %s, which does not parse: %v", tc.dsn, got, err)
+		}
+		if cfg.InterpolateParams != tc.interpolate {
+			t.Errorf("%s: interpolateParams = %v, want %v (%s)", tc.dsn, cfg.InterpolateParams, tc.interpolate, got)
+		}
+		orig, _ := mysql.ParseDSN(tc.dsn)
+		if cfg.User != orig.User || cfg.Passwd != orig.Passwd || cfg.Addr != orig.Addr || cfg.DBName != orig.DBName {
+			t.Errorf("%s: connection settings changed: %s", tc.dsn, got)
+		}
+	}
+	if _, err := interpolateByDefault("u:secret@tcp(h:1)/db?interpolateParams=maybe"); err == nil || strings.Contains(err.Error(), "secret") {
+		t.Errorf("a bad DSN gives %v, want a parse error", err)
+	}
+}
