@@ -55,8 +55,9 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		}
 		return nil
 	}
+	stages := &relayStages{}
 	relay, err := publisher.New(publisher.Config{DB: db, AMQP: amqpx.DialConfig{URL: o.AMQPURL},
-		Channels: o.Channels, Window: o.Window, MemberID: "bench-" + suffix})
+		Channels: o.Channels, Window: o.Window, MemberID: "bench-" + suffix, Metrics: stages})
 	if err != nil {
 		return Result{}, err
 	}
@@ -131,6 +132,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 	if o.Notify {
 		r.Note = fmt.Sprintf("%d writers, commit to handler, writers call Relay.Notify", o.Writers)
 	}
+	r.Note += "; " + stages.summary()
 	lat.fill(&r)
 	return r, nil
 }

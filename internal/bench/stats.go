@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"fmt"
 	"sort"
+	"sync"
 	"time"
+
+	"github.com/syncworker/syncworker/publisher"
 )
 
 // latencies summarises a set of durations.
@@ -33,4 +37,34 @@ func (l latencies) fill(r *Result) {
 	if len(s) > 0 {
 		r.MaxMs = ms(s[len(s)-1])
 	}
+}
+
+// relayStages records the relay's own share of the latency (publisher.Metrics): from the outbox
+// INSERT to the publish, and from the publish to the broker's confirm.
+type relayStages struct {
+	publisher.NopMetrics
+	mu                 sync.Mutex
+	toPublish, confirm latencies
+}
+
+func (s *relayStages) PublishLatency(d time.Duration) {
+	s.mu.Lock()
+	s.toPublish = append(s.toPublish, d)
+	s.mu.Unlock()
+}
+
+func (s *relayStages) ConfirmLatency(d time.Duration) {
+	s.mu.Lock()
+	s.confirm = append(s.confirm, d)
+	s.mu.Unlock()
+}
+
+// summary reads like "relay: insert to publish p50 3.1 / p99 9.8 ms, confirm p50 1.0 / p99 4.2 ms".
+func (s *relayStages) summary() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, c := s.toPublish.sorted(), s.confirm.sorted()
+	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return fmt.Sprintf("relay: insert to publish p50 %.1f / p99 %.1f ms, confirm p50 %.1f / p99 %.1f ms",
+		msf(p.percentile(50)), msf(p.percentile(99)), msf(c.percentile(50)), msf(c.percentile(99)))
 }
