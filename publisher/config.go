@@ -227,6 +227,10 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// leaseGroup keys the lease rows by group and partition count, so relays configured with
-// different counts never believe they own the same partition number of different ranges.
-func (c Config) leaseGroup() string { return fmt.Sprintf("%s/%d", c.Group, c.Partitions) }
+// LeaseGroup is the lease_group value of the lease rows of relays in group with partitions
+// partitions. The rows are keyed by both, so relays configured with different counts never
+// believe they own the same partition number of different ranges. Tools that read the lease
+// table (status) use it to find a group's rows.
+func LeaseGroup(group string, partitions int) string { return fmt.Sprintf("%s/%d", group, partitions) }
+
+func (c Config) leaseGroup() string { return LeaseGroup(c.Group, c.Partitions) }

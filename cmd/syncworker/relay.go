@@ -131,9 +131,8 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 	return runWithOps(ctx, s, reg, ready, log, relay.Run)
 }
 
-// leaseGroup is the lease_group of the relays' lease rows: the publisher keys them by group
-// and partition count (publisher.Config.leaseGroup).
-func leaseGroup(s *settings) string { return fmt.Sprintf("%s/%d", s.Relay.Group, s.Relay.Partitions) }
+// leaseGroup is the lease_group of the configured relays' lease rows.
+func leaseGroup(s *settings) string { return publisher.LeaseGroup(s.Relay.Group, s.Relay.Partitions) }
 
 // checkSchema fails fast when the outbox tables were never created: a relay that waits for
 // them would look healthy while nothing can ever be published. An unreachable database is not
