@@ -52,7 +52,10 @@ type Config struct {
 	// BatchSize is how many deliveries of one lane share one transaction (group commit).
 	// Default 32, at most 1000; 1 disables group commit.
 	BatchSize int
-	// FlushInterval bounds how long a lane waits for a batch to fill. Default 5ms.
+	// FlushInterval is how long a lane may wait for a batch to fill once it has a delivery.
+	// Default 0: no wait. A lane then takes what queued up while its previous batch was
+	// committing (natural group commit), so batches grow with the load and a lone message is
+	// not delayed. A positive interval trades latency for larger batches at low rates.
 	FlushInterval time.Duration
 	// Prefetch is the broker's limit of unacked deliveries on the consumer. Default
 	// 2 * Concurrency * BatchSize, so every lane can fill a batch while one commits.
@@ -94,7 +97,6 @@ var DefaultRetryDelays = []time.Duration{time.Second, 10 * time.Second, time.Min
 const (
 	defaultConcurrency        = 4
 	defaultBatchSize          = 32
-	defaultFlushInterval      = 5 * time.Millisecond
 	defaultMaxAttempts        = 5
 	defaultInboxRetention     = 7 * 24 * time.Hour
 	defaultInboxCleanInterval = time.Minute
@@ -110,9 +112,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = defaultBatchSize
-	}
-	if c.FlushInterval == 0 {
-		c.FlushInterval = defaultFlushInterval
 	}
 	if c.Prefetch == 0 {
 		c.Prefetch = min(2*c.Concurrency*c.BatchSize, maxPrefetch)

@@ -60,8 +60,8 @@ func (q *laneQueue) state() (int, bool) {
 	return len(q.items), q.closed
 }
 
-// take waits for a delivery, then up to flush for the batch to reach max, and returns up to
-// max deliveries in order. It returns nil once the queue is closed.
+// take waits for a delivery, then up to flush (if positive) for the batch to reach max, and
+// returns up to max deliveries in order. It returns nil once the queue is closed.
 func (q *laneQueue) take(max int, flush time.Duration) []amqp.Delivery {
 	for {
 		n, closed := q.state()
@@ -73,19 +73,8 @@ func (q *laneQueue) take(max int, flush time.Duration) []amqp.Delivery {
 		}
 		<-q.signal
 	}
-	deadline := time.NewTimer(flush)
-	defer deadline.Stop()
-wait:
-	for {
-		n, closed := q.state()
-		if n >= max || closed {
-			break
-		}
-		select {
-		case <-q.signal:
-		case <-deadline.C:
-			break wait
-		}
+	if flush > 0 {
+		q.fill(max, flush)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -103,8 +92,25 @@ wait:
 	return batch
 }
 
-// lane applies its queue's deliveries in order, in batches of up to BatchSize collected for at
-// most FlushInterval, until the queue is closed. A batch in progress is finished (committed and
+// fill waits up to flush for the queue to hold max deliveries.
+func (q *laneQueue) fill(max int, flush time.Duration) {
+	deadline := time.NewTimer(flush)
+	defer deadline.Stop()
+	for {
+		n, closed := q.state()
+		if n >= max || closed {
+			return
+		}
+		select {
+		case <-q.signal:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// lane applies its queue's deliveries in order, in batches of up to BatchSize (what queued
+// while the previous batch committed, or collected for at most FlushInterval), until the queue is closed. A batch in progress is finished (committed and
 // acked) unless ctx ends first.
 func (s *Subscriber) lane(ctx context.Context, sess *session, q *laneQueue) error {
 	for {
