@@ -91,12 +91,19 @@ type PendingRow struct {
 // FetchRequest says which partition to read and how much.
 type FetchRequest struct {
 	Lo, Hi uint32 // the inclusive partition_hash range, see PartitionRange
+	// From is where the scan starts: rows with partition_hash below it are not read. Values
+	// below Lo mean Lo. The rows of a key share a hash and are decided from those rows alone, so
+	// a scan starting at a hash boundary keeps strict order for every row it reads; a sweep
+	// continues from the Next of a truncated one this way.
+	From uint32
 	// Limit is the most rows to return. Required.
 	Limit int
 	// MaxBytes stops adding rows once their payloads reach this many bytes (at least one row
 	// is returned). 0 means no byte limit.
 	MaxBytes int
-	// MaxScan bounds the rows read to find Limit publishable ones. 0 means 10*Limit.
+	// MaxScan bounds the rows read to find Limit publishable ones. 0 means 10*Limit. A fetch
+	// that reaches it first is Truncated: the caller continues from Next, so rows held back
+	// in front of others (strict order) cannot keep those others from ever being read.
 	MaxScan int
 	// Strict holds back every row whose partition key has an earlier row waiting for its
 	// retry (per-key order). Without it only the waiting rows themselves are skipped.
@@ -110,8 +117,18 @@ type FetchResult struct {
 	// skipped for its retry time.
 	RetryIn time.Duration
 	Scanned int // rows read
-	Blocked int // rows held back behind an earlier row of their key (strict order)
+	Blocked int // rows read and held back behind an earlier row of their key (strict order)
+	// Truncated says the fetch stopped at MaxScan before the end of the range; Next is the
+	// hash boundary to continue from (after the last hash it read completely or skipped).
+	Truncated bool
+	Next      uint32
 }
+
+// seekAfterBlocked is how many consecutive held-back rows of one hash a strict fetch reads
+// before it skips the rest of that hash with a new range query. A key stuck behind a failed
+// row then costs a few rows of every sweep, not its whole backlog. (Another key with the same
+// 32-bit hash is skipped with it, so it waits too; it is never published out of order.)
+const seekAfterBlocked = 64
 
 // Fetch reads the publishable rows of one partition from the start of its range. Rows whose
 // next attempt lies in the future are skipped, and in strict mode so are the later rows of
@@ -124,24 +141,31 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 	if req.MaxScan <= 0 {
 		req.MaxScan = 10 * req.Limit
 	}
+	from := max(req.From, req.Lo)
+	if from > req.Hi {
+		return res, nil
+	}
 	var blocked map[string]struct{}
 	bytes := 0
 	var lastHash uint32
 	var lastID int64
-	for page := 0; ; page++ {
+	fresh := true // the next page starts at from; else right after (lastHash, lastID)
+	var runHash uint32
+	runBlocked := 0 // consecutive held-back rows of runHash
+	for {
 		var rows *sql.Rows
 		var err error
 		fetchStart := time.Now()
-		if page == 0 {
-			rows, err = s.db.QueryContext(ctx, s.fetchFirst, req.Lo, req.Hi, req.Limit)
+		if fresh {
+			rows, err = s.db.QueryContext(ctx, s.fetchFirst, from, req.Hi, req.Limit)
 		} else {
-			rows, err = s.db.QueryContext(ctx, s.fetchNext, req.Lo, req.Hi, lastHash, lastHash, lastID, req.Limit)
+			rows, err = s.db.QueryContext(ctx, s.fetchNext, from, req.Hi, lastHash, lastHash, lastID, req.Limit)
 		}
 		if err != nil {
 			return res, fmt.Errorf("outbox: fetch partition [%d, %d]: %w", req.Lo, req.Hi, err)
 		}
 		n := 0
-		full := false
+		full, seek := false, false
 		for rows.Next() {
 			var r PendingRow
 			var created sql.NullString
@@ -173,8 +197,16 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 			}
 			if _, ok := blocked[r.PartitionKey]; ok {
 				res.Blocked++
+				if hash != runHash {
+					runHash, runBlocked = hash, 0
+				}
+				if runBlocked++; runBlocked >= seekAfterBlocked {
+					seek = true
+					break
+				}
 				continue
 			}
+			runBlocked = 0
 			r.CreatedAt = parseUnixTime(created.String)
 			res.Rows = append(res.Rows, r)
 			bytes += len(r.Payload)
@@ -188,7 +220,31 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 		if err != nil {
 			return res, fmt.Errorf("outbox: fetch partition [%d, %d]: %w", req.Lo, req.Hi, err)
 		}
-		if full || n < req.Limit || res.Scanned >= req.MaxScan {
+		switch {
+		case seek:
+			if runHash >= req.Hi {
+				return res, nil // the held-back hash was the last one: the range is done
+			}
+			from, fresh, runBlocked = runHash+1, true, 0
+		case full || n < req.Limit:
+			return res, nil
+		default:
+			fresh = false
+		}
+		if res.Scanned >= req.MaxScan {
+			next := from
+			if !fresh {
+				// Continue at the start of the last hash read: its earlier rows are read again,
+				// so its keys are decided from all their rows.
+				next = lastHash
+				if next == from { // the whole budget went into one hash: move past it
+					if next == req.Hi {
+						return res, nil
+					}
+					next++
+				}
+			}
+			res.Truncated, res.Next = true, next
 			return res, nil
 		}
 	}

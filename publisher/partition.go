@@ -23,6 +23,10 @@ type partition struct {
 	lo, hi uint32
 	token  uint64
 
+	// from is where the next sweep starts reading: lo, or where a sweep that read MaxScan rows
+	// without reaching the end of the range stopped. Only the partition's goroutine uses it.
+	from uint32
+
 	validUntil atomic.Int64 // ns since r.start; past it the lease may have expired
 	idle       atomic.Bool  // waiting for work, so the watcher may wake it
 	wake       chan struct{}
@@ -35,7 +39,7 @@ type partition struct {
 func (r *Relay) startPartition(no int, token uint64, validUntil int64) *partition {
 	lo, hi := outbox.PartitionRange(no, r.cfg.Partitions)
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &partition{r: r, no: no, lo: lo, hi: hi, token: token, wake: make(chan struct{}, 1),
+	p := &partition{r: r, no: no, lo: lo, hi: hi, from: lo, token: token, wake: make(chan struct{}, 1),
 		cancel: cancel, done: make(chan struct{})}
 	p.validUntil.Store(validUntil)
 	r.parts[no] = p
@@ -120,12 +124,20 @@ func (p *partition) sweep(ctx context.Context) (int, time.Duration, error) {
 	cfg := &r.cfg
 	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
 	res, err := r.store.Fetch(fetchCtx, outbox.FetchRequest{
-		Lo: p.lo, Hi: p.hi, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
+		Lo: p.lo, Hi: p.hi, From: p.from, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
 		Strict: cfg.Order == OrderStrict,
 	})
 	cancel()
 	if err != nil {
 		return 0, 0, err
+	}
+	// Rows held back in front must not hide the rows behind them for ever: a sweep that read
+	// MaxScan rows without reaching the end leaves the next one (at the next hint, retry or
+	// safety sweep, so each costs at most MaxScan rows) to continue from there. Otherwise the
+	// next sweep starts again from the start of the range, where late commits are.
+	p.from = p.lo
+	if res.Truncated {
+		p.from = res.Next
 	}
 	rows := res.Rows
 	if len(rows) == 0 {
