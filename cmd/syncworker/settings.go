@@ -225,17 +225,22 @@ func flatConsumeFile(data []byte) bool {
 // name a secret without holding it. A variable that is not set is a problem.
 func (s *settings) expand(getenv func(string) string, errs *configErrors) {
 	for key, p := range map[string]*string{"mysql.dsn": &s.MySQL.DSN, "amqp.url": &s.AMQP.URL, "amqp.management_url": &s.AMQP.ManagementURL} {
-		if !strings.Contains(*p, "${") {
-			continue
-		}
-		*p = os.Expand(*p, func(name string) string {
-			v := getenv(name)
-			if v == "" {
-				errs.add(key, "names ${%s}, which is not set in the environment", name)
-			}
-			return v
-		})
+		expandSetting(key, p, getenv, errs)
 	}
+}
+
+// expandSetting replaces ${VAR} in *p, the value of key.
+func expandSetting(key string, p *string, getenv func(string) string, errs *configErrors) {
+	if !strings.Contains(*p, "${") {
+		return
+	}
+	*p = os.Expand(*p, func(name string) string {
+		v := getenv(name)
+		if v == "" {
+			errs.add(key, "names ${%s}, which is not set in the environment", name)
+		}
+		return v
+	})
 }
 
 func (s *settings) setDefaults() {

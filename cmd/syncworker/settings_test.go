@@ -137,8 +137,11 @@ func TestFlatConsumeFileStillLoads(t *testing.T) {
 
 // verify --config reads the mappings of the unified file's consume section too.
 func TestVerifyReadsMappingsOfTheUnifiedFile(t *testing.T) {
-	jobs, err := verifyJobsFromConsumeFile("../../syncworker.example.yaml")
+	jobs, file, err := verifyJobsFromConsumerFile("../../syncworker.example.yaml")
 	if err != nil || len(jobs) != 1 || jobs[0].SourceTable != "orders" || jobs[0].ReplicaTable != "orders_replica" {
 		t.Fatalf("jobs %+v, err %v", jobs, err)
+	}
+	if !strings.Contains(file.MySQL.DSN, "${MYSQL_PASSWORD}") {
+		t.Fatalf("the file's mysql.dsn (the replica for verify) is %q", file.MySQL.DSN)
 	}
 }

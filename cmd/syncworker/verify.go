@@ -42,7 +42,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "verify", "--source-dsn DSN --replica-dsn DSN (--table T --key COL[,COL] | --config consume.yaml) [flags]")
 	// DSN defaults come from the environment after parsing, so --help never prints a password.
 	sourceDSN := fs.String("source-dsn", "", "DSN of the source database (env SYNCWORKER_MYSQL_DSN)")
-	replicaDSN := fs.String("replica-dsn", "", "DSN of the replica database, may be another server (env SYNCWORKER_REPLICA_DSN)")
+	replicaDSN := fs.String("replica-dsn", "", "DSN of the replica database, may be another server (env SYNCWORKER_REPLICA_DSN, else the --config file's mysql.dsn)")
 	table := fs.String("table", "", "source table")
 	replicaTable := fs.String("replica-table", "", "replica table (default: --table)")
 	key := fs.String("key", "", "comma-separated key columns (the mapping's key_columns)")
@@ -50,15 +50,32 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	chunk := fs.Int("chunk-size", 1000, "source rows per checksummed chunk")
 	samples := fs.Int("samples", 10, "sample keys printed per kind of difference")
 	asJSON := fs.Bool("json", false, "print the report as JSON (one object per table)")
-	mappingFile := fs.String("config", "", "a 'syncworker consume' config file: verify every row_sync table mapping in it (source, target, key_columns, columns) instead of --table")
+	mappingFile := fs.String("config", "", "the consumer's config file: verify every row_sync table mapping in it (source, target, key_columns, columns) instead of --table; its mysql.dsn is the replica")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var jobs []verify.Config
+	var file *settings
+	if *mappingFile != "" {
+		var err error
+		if jobs, file, err = verifyJobsFromConsumerFile(*mappingFile); err != nil {
+			return err
+		}
 	}
 	if *sourceDSN == "" {
 		*sourceDSN = env.getenv("SYNCWORKER_MYSQL_DSN")
 	}
 	if *replicaDSN == "" {
 		*replicaDSN = env.getenv("SYNCWORKER_REPLICA_DSN")
+	}
+	if *replicaDSN == "" && file != nil && file.MySQL.DSN != "" {
+		// The consumer's own database is the replica.
+		errs := &configErrors{file: file.file, lines: file.lines}
+		expandSetting("mysql.dsn", &file.MySQL.DSN, env.getenv, errs)
+		if err := errs.err(); err != nil {
+			return err
+		}
+		*replicaDSN = file.MySQL.DSN
 	}
 	var problems []error
 	required := []struct{ v, what string }{{*sourceDSN, "--source-dsn"}, {*replicaDSN, "--replica-dsn"}}
@@ -74,12 +91,8 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	base := verify.Config{ChunkSize: *chunk, Samples: *samples}
-	jobs := []verify.Config{{SourceTable: *table, ReplicaTable: *replicaTable, KeyColumns: splitList(*key), Columns: splitList(*columns)}}
-	if *mappingFile != "" {
-		var err error
-		if jobs, err = verifyJobsFromConsumeFile(*mappingFile); err != nil {
-			return err
-		}
+	if *mappingFile == "" {
+		jobs = []verify.Config{{SourceTable: *table, ReplicaTable: *replicaTable, KeyColumns: splitList(*key), Columns: splitList(*columns)}}
 	}
 	source, err := openVerifyDB(*sourceDSN)
 	if err != nil {
@@ -117,21 +130,23 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	return nil
 }
 
-// verifyJobsFromConsumeFile reads the row_sync table mappings of a config file: the unified
-// file's consume section or a consume-only file (settings.go decodes both, strictly).
-func verifyJobsFromConsumeFile(path string) ([]verify.Config, error) {
+// verifyJobsFromConsumerFile reads the row_sync table mappings of a consumer's config file
+// (the unified file's consume section or a consume-only file; settings.go decodes both,
+// strictly) and returns them with the file's settings, whose mysql.dsn (not yet expanded) is
+// the consumer's own database: the replica.
+func verifyJobsFromConsumerFile(path string) ([]verify.Config, *settings, error) {
 	s, err := loadSettingsFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(s.Consume.RowSync.Tables) == 0 {
-		return nil, fmt.Errorf("%s maps no row_sync tables (consume.row_sync.tables)", path)
+		return nil, nil, fmt.Errorf("%s maps no row_sync tables (consume.row_sync.tables)", path)
 	}
 	var jobs []verify.Config
 	for _, m := range s.Consume.RowSync.Tables {
 		jobs = append(jobs, verify.Config{SourceTable: m.Source, ReplicaTable: m.Target, KeyColumns: m.KeyColumns, Columns: m.Columns})
 	}
-	return jobs, nil
+	return jobs, s, nil
 }
 
 func openVerifyDB(dsn string) (*sql.DB, error) {

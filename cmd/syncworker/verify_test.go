@@ -72,6 +72,28 @@ row_sync:
 		t.Fatalf("--config drift: code %d out %q err %q", code, out, errOut)
 	}
 
+	// Without --replica-dsn the consumer's file names the replica: its mysql.dsn, ${VAR}s expanded.
+	unified := filepath.Join(t.TempDir(), "syncworker.yaml")
+	if err := os.WriteFile(unified, []byte(`mysql:
+  dsn: "${REPLICA_DSN_FOR_TEST}"
+consume:
+  queue: q
+  consumer_name: c
+  row_sync:
+    tables:
+      - {source: customers, target: customers_copy, key_columns: [id]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, map[string]string{"REPLICA_DSN_FOR_TEST": rep.DSN}, "", "verify", "--source-dsn", src.DSN, "--config", unified)
+	if code != exitDrift || !strings.Contains(out, "extra     1  e.g. 9") {
+		t.Fatalf("replica from the file's mysql.dsn: code %d out %q err %q", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "", "verify", "--source-dsn", src.DSN, "--config", unified)
+	if code != 1 || !strings.Contains(errOut, "mysql.dsn: names ${REPLICA_DSN_FOR_TEST}, which is not set") {
+		t.Fatalf("unset variable in the file's mysql.dsn: code %d err %q", code, errOut)
+	}
+
 	code, _, errOut = runCLI(t, map[string]string{"SYNCWORKER_MYSQL_DSN": ""}, "", "verify", "--table", "orders")
 	if code != 1 || !strings.Contains(errOut, "--source-dsn is required") || !strings.Contains(errOut, "--key is required") {
 		t.Fatalf("missing flags: code %d err %q", code, errOut)
