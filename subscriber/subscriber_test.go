@@ -166,6 +166,7 @@ func TestParking(t *testing.T) {
 	})
 	cfg.MaxAttempts = 2
 	cfg.BatchSize = 8
+	cfg.FlushInterval = 500 * time.Millisecond // let the lane's batch fill with all of them
 	metrics := &countingMetrics{}
 	cfg.Metrics = metrics
 	// All share one key and are queued before the consumer starts, so they share a batch:
