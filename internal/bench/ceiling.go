@@ -29,6 +29,7 @@ func Ceiling(ctx context.Context, o Options) (Result, error) {
 	}
 	defer conn.Close()
 	payload := make([]byte, o.PayloadSize)
+	cpu := startCPUUse()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	per := (o.Messages + o.Channels - 1) / o.Channels
@@ -46,7 +47,7 @@ func Ceiling(ctx context.Context, o Options) (Result, error) {
 	}
 	elapsed := time.Since(start)
 	return Result{Scenario: "ceiling", Messages: o.Messages, Seconds: elapsed.Seconds(), MsgsPerS: rate(o.Messages, elapsed),
-		Note: fmt.Sprintf("%d channels, window %d", o.Channels, o.Window)}, nil
+		Note: fmt.Sprintf("%d channels, window %d; %s", o.Channels, o.Window, cpu.summary())}, nil
 }
 
 // publishConfirmed publishes ids from..to-1 on one channel keeping at most window confirms

@@ -77,6 +77,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("relay did not lease its partitions: %w", err)
 	}
 
+	cpu := startCPUUse()
 	start := time.Now()
 	end := start.Add(o.Duration)
 	interval := time.Duration(float64(time.Second) * float64(o.Writers) / float64(o.Rate))
@@ -132,7 +133,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 	if o.Notify {
 		r.Note = fmt.Sprintf("%d writers, commit to handler, writers call Relay.Notify", o.Writers)
 	}
-	r.Note += "; " + stages.summary()
+	r.Note += "; " + stages.summary() + "; " + cpu.summary()
 	lat.fill(&r)
 	return r, nil
 }
