@@ -130,9 +130,10 @@ type FetchResult struct {
 // 32-bit hash is skipped with it, so it waits too; it is never published out of order.)
 const seekAfterBlocked = 64
 
-// Fetch reads the publishable rows of one partition from the start of its range. Rows whose
-// next attempt lies in the future are skipped, and in strict mode so are the later rows of
-// their partition keys. Rows of one key share a hash, so they come in id (write) order.
+// Fetch reads the publishable rows of one partition from the start of its range (or from
+// req.From). Rows whose next attempt lies in the future are skipped, and in strict mode so are
+// the later rows of their partition keys. Rows of one key share a hash, so they come in id
+// (write) order.
 func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 	var res FetchResult
 	if req.Limit <= 0 {
