@@ -13,6 +13,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 
 	"github.com/syncworker/syncworker/internal/redact"
+	"github.com/syncworker/syncworker/internal/tlsconfig"
 	"github.com/syncworker/syncworker/internal/verify"
 )
 
@@ -69,13 +70,17 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		*replicaDSN = env.getenv("SYNCWORKER_REPLICA_DSN")
 	}
 	if *replicaDSN == "" && file != nil && file.MySQL.DSN != "" {
-		// The consumer's own database is the replica.
+		// The consumer's own database is the replica, reached as the consumer reaches it.
 		errs := &configErrors{file: file.file, lines: file.lines}
 		expandSetting("mysql.dsn", &file.MySQL.DSN, env.getenv, errs)
 		if err := errs.err(); err != nil {
 			return err
 		}
-		*replicaDSN = file.MySQL.DSN
+		dsn, err := tlsconfig.ApplyToDSN(file.MySQL.DSN, file.MySQL.TLS)
+		if err != nil {
+			return fmt.Errorf("%s: mysql.tls: %w", file.file, err)
+		}
+		*replicaDSN = dsn
 	}
 	var problems []error
 	required := []struct{ v, what string }{{*sourceDSN, "--source-dsn"}, {*replicaDSN, "--replica-dsn"}}

@@ -93,6 +93,25 @@ consume:
 	if code != 1 || !strings.Contains(errOut, "mysql.dsn: names ${REPLICA_DSN_FOR_TEST}, which is not set") {
 		t.Fatalf("unset variable in the file's mysql.dsn: code %d err %q", code, errOut)
 	}
+	// The file's mysql.tls comes with its DSN: the replica is reached as the consumer reaches it.
+	withTLS := filepath.Join(t.TempDir(), "tls.yaml")
+	if err := os.WriteFile(withTLS, []byte(`mysql:
+  dsn: "${REPLICA_DSN_FOR_TEST}"
+  tls:
+    ca_file: /nonexistent/ca.pem
+consume:
+  queue: q
+  consumer_name: c
+  row_sync:
+    tables:
+      - {source: customers, target: customers_copy, key_columns: [id]}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, map[string]string{"REPLICA_DSN_FOR_TEST": rep.DSN}, "", "verify", "--source-dsn", src.DSN, "--config", withTLS)
+	if code != 1 || !strings.Contains(errOut, "mysql.tls") || !strings.Contains(errOut, "/nonexistent/ca.pem") {
+		t.Fatalf("the file's mysql.tls was not applied to the replica: code %d err %q", code, errOut)
+	}
 
 	code, _, errOut = runCLI(t, map[string]string{"SYNCWORKER_MYSQL_DSN": ""}, "", "verify", "--table", "orders")
 	if code != 1 || !strings.Contains(errOut, "--source-dsn is required") || !strings.Contains(errOut, "--key is required") {
