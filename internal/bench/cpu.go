@@ -18,8 +18,9 @@ import (
 type cpuUse struct {
 	start   time.Time
 	self    time.Duration
-	servers map[string]time.Duration // by display name: MariaDB, RabbitMQ
+	servers map[string]time.Duration // by display name: MariaDB, RabbitMQ, relay
 	pids    map[string]int
+	order   []string // display names in the order the summary gives them
 }
 
 // serverProcesses maps process names (as in /proc/PID/comm) to what the note calls them.
@@ -31,6 +32,7 @@ const clockTicks = 100
 
 func startCPUUse() *cpuUse {
 	u := &cpuUse{start: time.Now(), self: selfCPU(), servers: map[string]time.Duration{}, pids: map[string]int{}}
+	found := map[string]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -42,24 +44,32 @@ func startCPUUse() *cpuUse {
 			continue
 		}
 		if name, ok := serverProcesses[strings.TrimSpace(string(comm))]; ok {
-			if t, ok := procCPU(pid); ok {
-				u.pids[name], u.servers[name] = pid, t
-			}
+			found[name] = pid
+		}
+	}
+	for _, name := range []string{"MariaDB", "MySQL", "RabbitMQ"} {
+		if pid, ok := found[name]; ok {
+			u.track(name, pid)
 		}
 	}
 	return u
+}
+
+// track counts process pid's CPU from now on under name (a relay child process, say). Its
+// summary must be taken while the process still runs.
+func (u *cpuUse) track(name string, pid int) {
+	if t, ok := procCPU(pid); ok {
+		u.pids[name], u.servers[name] = pid, t
+		u.order = append(u.order, name)
+	}
 }
 
 // summary reads like "CPU s: bench 5.0, MariaDB 8.9, RabbitMQ 4.8 of 20.2 (2 cores x 10.1 s)".
 func (u *cpuUse) summary() string {
 	wall := time.Since(u.start)
 	parts := []string{fmt.Sprintf("bench %.1f", (selfCPU() - u.self).Seconds())}
-	for _, name := range []string{"MariaDB", "MySQL", "RabbitMQ"} {
-		pid, ok := u.pids[name]
-		if !ok {
-			continue
-		}
-		if t, ok := procCPU(pid); ok {
+	for _, name := range u.order {
+		if t, ok := procCPU(u.pids[name]); ok {
 			parts = append(parts, fmt.Sprintf("%s %.1f", name, (t-u.servers[name]).Seconds()))
 		}
 	}

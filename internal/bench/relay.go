@@ -89,10 +89,12 @@ func relayDrain(ctx context.Context, o Options, n int) (Result, error) {
 	cmd.WaitDelay = 30 * time.Second
 	var stderr strings.Builder
 	cmd.Stderr = &limitedWriter{w: &stderr, left: 64 << 10}
+	cpu := startCPUUse()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("start relay %s: %w", o.RelayBinary, err)
 	}
+	cpu.track("relay", cmd.Process.Pid)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	stop := func() error {
@@ -119,12 +121,13 @@ func relayDrain(ctx context.Context, o Options, n int) (Result, error) {
 		return Result{}, fmt.Errorf("relay exited early (%v): %s", err, stderr.String())
 	}
 	rss := processPeakRSSMB(cmd.Process.Pid)
+	cpuNote := cpu.summary()
 	if err := stop(); err != nil {
 		return Result{}, fmt.Errorf("relay did not stop cleanly (%v): %s", err, stderr.String())
 	}
 	r := drainResult(s, n, start)
 	r.PeakRSSMB = rss
-	r.Note = fmt.Sprintf("relay process, %d channels, window %d, %s", o.Channels, o.Window, r.Note)
+	r.Note = fmt.Sprintf("relay process, %d channels, window %d, %s; %s", o.Channels, o.Window, r.Note, cpuNote)
 	return r, nil
 }
 
