@@ -16,11 +16,18 @@ import (
 // mostly waiting for a core, and the numbers show it. Servers on other hosts (or a system
 // without /proc) are simply not counted.
 type cpuUse struct {
-	start   time.Time
-	self    time.Duration
-	servers map[string]time.Duration // by display name: MariaDB, RabbitMQ, relay
-	pids    map[string]int
-	order   []string // display names in the order the summary gives them
+	start time.Time
+	self  time.Duration
+	procs []trackedProc
+}
+
+// trackedProc is one process counted under a display name (MariaDB, RabbitMQ, relay). Every
+// process of a name is counted and summed: after a restart the old server may linger as a
+// zombie next to the new one, and picking one of the two could miss the live one.
+type trackedProc struct {
+	name string
+	pid  int
+	from time.Duration // its CPU time when tracking began
 }
 
 // serverProcesses maps process names (as in /proc/PID/comm) to what the note calls them.
@@ -31,8 +38,8 @@ var serverProcesses = map[string]string{"mariadbd": "MariaDB", "mysqld": "MySQL"
 const clockTicks = 100
 
 func startCPUUse() *cpuUse {
-	u := &cpuUse{start: time.Now(), self: selfCPU(), servers: map[string]time.Duration{}, pids: map[string]int{}}
-	found := map[string]int{}
+	u := &cpuUse{start: time.Now(), self: selfCPU()}
+	found := map[string][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -44,34 +51,43 @@ func startCPUUse() *cpuUse {
 			continue
 		}
 		if name, ok := serverProcesses[strings.TrimSpace(string(comm))]; ok {
-			found[name] = pid
+			found[name] = append(found[name], pid)
 		}
 	}
 	for _, name := range []string{"MariaDB", "MySQL", "RabbitMQ"} {
-		if pid, ok := found[name]; ok {
+		for _, pid := range found[name] {
 			u.track(name, pid)
 		}
 	}
 	return u
 }
 
-// track counts process pid's CPU from now on under name (a relay child process, say). Its
-// summary must be taken while the process still runs.
+// track counts process pid's CPU from now on under name (a relay child process, say). The
+// summary counts it only while it still exists, so take it before the process is reaped.
 func (u *cpuUse) track(name string, pid int) {
 	if t, ok := procCPU(pid); ok {
-		u.pids[name], u.servers[name] = pid, t
-		u.order = append(u.order, name)
+		u.procs = append(u.procs, trackedProc{name: name, pid: pid, from: t})
 	}
 }
 
 // summary reads like "CPU s: bench 5.0, MariaDB 8.9, RabbitMQ 4.8 of 20.2 (2 cores x 10.1 s)".
 func (u *cpuUse) summary() string {
 	wall := time.Since(u.start)
-	parts := []string{fmt.Sprintf("bench %.1f", (selfCPU() - u.self).Seconds())}
-	for _, name := range u.order {
-		if t, ok := procCPU(u.pids[name]); ok {
-			parts = append(parts, fmt.Sprintf("%s %.1f", name, (t-u.servers[name]).Seconds()))
+	used := map[string]time.Duration{}
+	var names []string // in the order they were first tracked
+	for _, p := range u.procs {
+		t, ok := procCPU(p.pid)
+		if !ok {
+			continue // gone (a zombie reaped meanwhile); it had nothing more to count
 		}
+		if _, seen := used[p.name]; !seen {
+			names = append(names, p.name)
+		}
+		used[p.name] += t - p.from
+	}
+	parts := []string{fmt.Sprintf("bench %.1f", (selfCPU() - u.self).Seconds())}
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s %.1f", name, used[name].Seconds()))
 	}
 	cores := runtime.NumCPU()
 	return fmt.Sprintf("CPU s: %s of %.1f (%d cores x %.1f s)", strings.Join(parts, ", "),

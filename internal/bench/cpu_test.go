@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -25,5 +27,40 @@ func TestProcCPUReadsThisProcess(t *testing.T) {
 	}
 	if s := startCPUUse().summary(); !strings.HasPrefix(s, "CPU s: bench ") || !strings.Contains(s, "cores x") {
 		t.Errorf("summary %q", s)
+	}
+}
+
+func TestCPUUseSumsProcessesOfANameAndSkipsGoneOnes(t *testing.T) {
+	u := &cpuUse{start: time.Now(), self: selfCPU()}
+	// This process twice under one name: a restarted server and its lingering predecessor
+	// both count, so the sum is twice what one of them used.
+	u.track("twice", os.Getpid())
+	u.track("twice", os.Getpid())
+	gone := exec.Command("sleep", "10")
+	if err := gone.Start(); err != nil {
+		t.Fatal(err)
+	}
+	u.track("gone", gone.Process.Pid)
+	gone.Process.Kill() //nolint:errcheck // Wait reports it
+	gone.Wait()         //nolint:errcheck // killed on purpose; reaped now, so /proc forgets it
+
+	deadline := time.Now().Add(200 * time.Millisecond)
+	for time.Now().Before(deadline) {
+	}
+	s := u.summary()
+	i := strings.Index(s, "twice ")
+	if i < 0 {
+		t.Fatalf("summary %q does not count the tracked processes", s)
+	}
+	var twice float64
+	if _, err := fmt.Sscanf(s[i:], "twice %f", &twice); err != nil {
+		t.Fatalf("summary %q: %v", s, err)
+	}
+	// 200 ms of spinning, counted twice, in 10 ms ticks.
+	if twice < 0.3 || twice > 0.6 {
+		t.Errorf("twice = %.1f s in %q, want about 0.4", twice, s)
+	}
+	if strings.Contains(s, "gone") {
+		t.Errorf("summary %q counts a process that no longer exists", s)
 	}
 }
