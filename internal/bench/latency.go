@@ -134,8 +134,21 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		r.Note = fmt.Sprintf("%d writers, commit to handler, writers call Relay.Notify", o.Writers)
 	}
 	r.Note += "; " + stages.summary() + "; " + cpu.summary()
+	if short := rateShortfall(o.Rate, r.MsgsPerS); short != "" {
+		r.Note = short + "; " + r.Note
+	}
 	lat.fill(&r)
 	return r, nil
+}
+
+// rateShortfall says so when the writers fell clearly short of the rate asked (commits slower
+// than their interval): the latencies are then those of a lower rate on a saturated machine,
+// and a reader comparing them with a target for the asked rate must know.
+func rateShortfall(asked int, got float64) string {
+	if got >= 0.95*float64(asked) {
+		return ""
+	}
+	return fmt.Sprintf("writers reached only %.0f of the %d msgs/s asked (commits took longer than their interval)", got, asked)
 }
 
 // latencyTx writes m in its own transaction and calls before just before COMMIT.
