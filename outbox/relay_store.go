@@ -25,8 +25,32 @@ type RelayStore struct {
 	deleteHead            string
 	failHead              string
 	deadInsertHead        string
-	watch                 string
+	watch, rangesHead     string
 	stats                 string
+}
+
+// pendingCols is what the relay reads of a row to publish it; scanPending reads them.
+const pendingCols = `id, partition_hash, message_id, exchange_name, routing_key, partition_key, event_type, aggregate_type,
+  content_type, correlation_id, headers, payload, UNIX_TIMESTAMP(created_at), attempts,
+  TIMESTAMPDIFF(MICROSECOND, NOW(6), next_attempt_at), TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6))`
+
+// scanPending reads one row of pendingCols. readAt is when the query started: the row's
+// WrittenAt is its age on the database clock subtracted from it. wait is how long the row
+// still waits for its next attempt (0 when it is ready).
+func scanPending(rows *sql.Rows, readAt time.Time) (r PendingRow, hash uint32, wait time.Duration, err error) {
+	var created sql.NullString
+	var waitUS, ageUS sql.NullInt64
+	if err := rows.Scan(&r.ID, &hash, &r.MessageID, &r.Exchange, &r.RoutingKey, &r.PartitionKey, &r.Type,
+		&r.AggregateType, &r.ContentType, &r.CorrelationID, &r.Headers, &r.Payload, &created,
+		&r.Attempts, &waitUS, &ageUS); err != nil {
+		return r, 0, 0, err
+	}
+	r.WrittenAt = readAt.Add(-time.Duration(max(ageUS.Int64, 0)) * time.Microsecond)
+	r.CreatedAt = parseUnixTime(created.String)
+	if waitUS.Valid && waitUS.Int64 > 0 {
+		wait = time.Duration(waitUS.Int64) * time.Microsecond
+	}
+	return r, hash, wait, nil
 }
 
 // NewRelayStore returns the relay's queries on db for the given table names (empty names take
@@ -39,14 +63,11 @@ func NewRelayStore(db *sql.DB, tables Tables) (*RelayStore, error) {
 	if err := tables.Validate(); err != nil {
 		return nil, fmt.Errorf("outbox: relay store: %w", err)
 	}
-	const cols = `id, partition_hash, message_id, exchange_name, routing_key, partition_key, event_type, aggregate_type,
-  content_type, correlation_id, headers, payload, UNIX_TIMESTAMP(created_at), attempts,
-  TIMESTAMPDIFF(MICROSECOND, NOW(6), next_attempt_at), TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6))`
 	// Both forms walk ix_partition (partition_hash, id) in order: no filesort, no extra index.
 	// The index is forced: on a small table (the outbox near empty, as it is when the relay
 	// keeps up) the optimizer otherwise prefers a full scan and a filesort, which costs the
 	// server several times more on every sweep and grows with the rows not yet purged.
-	fetch := "SELECT " + cols + " FROM {outbox} FORCE INDEX (ix_partition) WHERE partition_hash BETWEEN ? AND ? %s ORDER BY partition_hash, id LIMIT ?"
+	fetch := "SELECT " + pendingCols + " FROM {outbox} FORCE INDEX (ix_partition) WHERE partition_hash BETWEEN ? AND ? %s ORDER BY partition_hash, id LIMIT ?"
 	s := &RelayStore{db: db, tables: tables}
 	s.fetchFirst = tables.expand(fmt.Sprintf(fetch, ""))
 	s.fetchNext = tables.expand(fmt.Sprintf(fetch, "AND (partition_hash > ? OR (partition_hash = ? AND id > ?))"))
@@ -59,6 +80,7 @@ func NewRelayStore(db *sql.DB, tables Tables) (*RelayStore, error) {
 SELECT id, partition_hash, message_id, exchange_name, routing_key, partition_key, event_type, aggregate_type,
   content_type, correlation_id, headers, payload, created_at, attempts + 1, ? FROM {outbox} WHERE id IN `)
 	s.watch = tables.expand("SELECT id, partition_hash, next_attempt_at IS NULL FROM {outbox} WHERE id > ? ORDER BY id LIMIT ?")
+	s.rangesHead = tables.expand("SELECT " + pendingCols + " FROM {outbox} FORCE INDEX (ix_partition) WHERE (")
 	s.stats = tables.expand(`SELECT (SELECT COUNT(*) FROM {outbox}),
   (SELECT TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6)) FROM {outbox} ORDER BY id LIMIT 1)`)
 	return s, nil
@@ -122,6 +144,8 @@ type FetchResult struct {
 	// hash boundary to continue from (after the last hash it read completely or skipped).
 	Truncated bool
 	Next      uint32
+	// Full says Rows reached Limit or MaxBytes: rows may follow them in the range.
+	Full bool
 }
 
 // seekAfterBlocked is how many consecutive held-back rows of one hash a strict fetch reads
@@ -168,23 +192,16 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 		n := 0
 		full, seek := false, false
 		for rows.Next() {
-			var r PendingRow
-			var created sql.NullString
-			var waitUS, ageUS sql.NullInt64
-			var hash uint32
-			if err := rows.Scan(&r.ID, &hash, &r.MessageID, &r.Exchange, &r.RoutingKey, &r.PartitionKey, &r.Type,
-				&r.AggregateType, &r.ContentType, &r.CorrelationID, &r.Headers, &r.Payload, &created,
-				&r.Attempts, &waitUS, &ageUS); err != nil {
+			r, hash, wait, err := scanPending(rows, fetchStart)
+			if err != nil {
 				rows.Close()
 				return res, fmt.Errorf("outbox: fetch: scan row: %w", err)
 			}
-			r.WrittenAt = fetchStart.Add(-time.Duration(max(ageUS.Int64, 0)) * time.Microsecond)
 			n++
 			res.Scanned++
 			lastID = r.ID
 			lastHash = hash
-			if waitUS.Valid && waitUS.Int64 > 0 {
-				wait := time.Duration(waitUS.Int64) * time.Microsecond
+			if wait > 0 {
 				if res.RetryIn == 0 || wait < res.RetryIn {
 					res.RetryIn = wait
 				}
@@ -208,7 +225,6 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 				continue
 			}
 			runBlocked = 0
-			r.CreatedAt = parseUnixTime(created.String)
 			res.Rows = append(res.Rows, r)
 			bytes += len(r.Payload)
 			if len(res.Rows) >= req.Limit || (req.MaxBytes > 0 && bytes >= req.MaxBytes) {
@@ -228,6 +244,7 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 			}
 			from, fresh, runBlocked = runHash+1, true, 0
 		case full || n < req.Limit:
+			res.Full = full
 			return res, nil
 		default:
 			fresh = false
@@ -359,37 +376,6 @@ func (s *RelayStore) moveDead(ctx context.Context, ids []int64, lastError string
 		return fmt.Errorf("outbox: move rows to %s: commit: %w", s.tables.Dead, err)
 	}
 	return nil
-}
-
-// NewRow is a row the relay's watcher saw: enough to know which partition has work.
-type NewRow struct {
-	ID            int64
-	PartitionHash uint32
-	Ready         bool // never failed (rows waiting for a retry are not news)
-}
-
-// Watch returns up to limit rows with ids above afterID, in id order. It walks the primary key
-// from afterID and reads at most limit rows, so when nothing is new it costs one index probe.
-// The relay uses it only as a hint of which partitions to sweep, never to decide what to
-// publish.
-func (s *RelayStore) Watch(ctx context.Context, afterID int64, limit int) ([]NewRow, error) {
-	rows, err := s.db.QueryContext(ctx, s.watch, afterID, limit)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: watch for new rows: %w", err)
-	}
-	defer rows.Close()
-	var out []NewRow
-	for rows.Next() {
-		var r NewRow
-		if err := rows.Scan(&r.ID, &r.PartitionHash, &r.Ready); err != nil {
-			return nil, fmt.Errorf("outbox: watch: scan: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("outbox: watch for new rows: %w", err)
-	}
-	return out, nil
 }
 
 // Stats returns the number of rows in the outbox and the age of the oldest (lowest id) one,

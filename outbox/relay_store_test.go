@@ -64,8 +64,8 @@ func TestRelayStoreFetchFailAndDead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Rows) != 6 {
-		t.Fatalf("fetched %v, want all 6", ids(res.Rows))
+	if len(res.Rows) != 6 || res.Full {
+		t.Fatalf("fetched %v (full %v), want all 6 and the range read to its end", ids(res.Rows), res.Full)
 	}
 	pos := map[string]int{}
 	for i, r := range res.Rows {
@@ -82,6 +82,9 @@ func TestRelayStoreFetchFailAndDead(t *testing.T) {
 	onlyA, err := store.Fetch(ctx, outbox.FetchRequest{Lo: lo, Hi: hi, Limit: 2})
 	if err != nil || len(onlyA.Rows) != 2 || onlyA.Rows[0].MessageID != "a0" || onlyA.Rows[1].MessageID != "a1" {
 		t.Fatalf("fetch of key a's hash with limit 2 = %v, %v; want a0 a1", ids(onlyA.Rows), err)
+	}
+	if !onlyA.Full {
+		t.Errorf("a fetch that stopped at its limit does not say it is full")
 	}
 
 	// a0 fails: strict holds back a1 and a2, relaxed lets them go.
