@@ -95,8 +95,9 @@ type Config struct {
 	// PollInterval is the longest an idle relay waits between two looks for new rows (one
 	// primary-key probe each); after activity it starts at 1ms and doubles. Default 5ms.
 	PollInterval time.Duration
-	// SafetySweep is how often an idle partition is swept even without a hint, which bounds
-	// the delay of rows that commit long after rows with higher ids. Default 1s.
+	// SafetySweep is how often a partition reads its range itself at the least, even while
+	// idle or served by hand-offs, which bounds the delay of rows that commit long after rows
+	// with higher ids. Default 1s.
 	SafetySweep time.Duration
 	// LateCommitWindow is how far behind the newest seen id the watcher keeps looking, so
 	// rows committing out of id order within this time are noticed at once. Default 500ms.

@@ -184,6 +184,21 @@ func (c *consumer) maxCopies() int {
 	return m
 }
 
+// outOfOrder describes the first key whose messages arrived out of write (seq) order, or
+// returns "".
+func (c *consumer) outOfOrder() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, seqs := range c.byKey {
+		for i := 1; i < len(seqs); i++ {
+			if seqs[i] < seqs[i-1] {
+				return fmt.Sprintf("key %s: seq %d arrived after seq %d (arrival order %v)", key, seqs[i], seqs[i-1], seqs)
+			}
+		}
+	}
+	return ""
+}
+
 // waitAll waits until every id in want arrived and the outbox is empty.
 func (e *env) waitAll(c *consumer, want map[string]bool, timeout time.Duration) {
 	e.t.Helper()

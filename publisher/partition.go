@@ -14,9 +14,10 @@ import (
 
 // partition is one leased hash range and the goroutine that sweeps it. Sweeps of a partition
 // run one after the other: a sweep publishes a batch, waits for its confirms and settles its
-// rows before the next one reads the partition again from the start of its range. So no row is
-// read twice while in flight, no watermark can pass a row that commits late, and the rows of
-// a key go out in id order.
+// rows before the next one reads the partition again from the start of its range (or
+// publishes rows the watcher handed over, see handoff.go). So no row is read twice while in
+// flight, no watermark can pass a row that commits late, and the rows of a key go out in id
+// order.
 type partition struct {
 	r      *Relay
 	no     int
@@ -27,8 +28,14 @@ type partition struct {
 	// without reaching the end of the range stopped. Only the partition's goroutine uses it.
 	from uint32
 
-	validUntil atomic.Int64 // ns since r.start; past it the lease may have expired
-	idle       atomic.Bool  // waiting for work, so the watcher may wake it
+	// lastRead is when the last sweep that read the range started; every SafetySweep at the
+	// latest another one does, hand-offs or not. Only the partition's goroutine uses it.
+	lastRead time.Time
+	tickets  uint64 // the last ticket shown (handoff.go); only the partition's goroutine uses it
+
+	validUntil atomic.Int64  // ns since r.start; past it the lease may have expired
+	ticket     atomic.Uint64 // non-zero while it waits for work: it may be handed rows (handoff.go)
+	handoff    chan handoff
 	wake       chan struct{}
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -40,7 +47,7 @@ func (r *Relay) startPartition(no int, token uint64, validUntil int64) *partitio
 	lo, hi := outbox.PartitionRange(no, r.cfg.Partitions)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &partition{r: r, no: no, lo: lo, hi: hi, from: lo, token: token, wake: make(chan struct{}, 1),
-		cancel: cancel, done: make(chan struct{})}
+		handoff: make(chan handoff, 1), cancel: cancel, done: make(chan struct{})}
 	p.validUntil.Store(validUntil)
 	r.parts[no] = p
 	r.wg.Add(1)
@@ -71,6 +78,7 @@ func (p *partition) leaseValid() bool {
 func (p *partition) run(ctx context.Context) {
 	log := p.r.log.With(zap.Int("partition", p.no))
 	errWait := 50 * time.Millisecond
+	var given []outbox.PendingRow // rows handed over for the next sweep to publish
 	for ctx.Err() == nil {
 		if !p.leaseValid() {
 			// Not renewed in time (database trouble, or we were paused): act only after the lease
@@ -78,7 +86,8 @@ func (p *partition) run(ctx context.Context) {
 			p.sleep(ctx, 10*time.Millisecond)
 			continue
 		}
-		published, retryIn, err := p.sweep(ctx)
+		published, retryIn, clean, err := p.sweep(ctx, given)
+		given = nil
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -89,22 +98,19 @@ func (p *partition) run(ctx context.Context) {
 			continue
 		}
 		errWait = 50 * time.Millisecond
-		if published > 0 || !p.leaseValid() {
+		if (published > 0 && !clean) || !p.leaseValid() {
 			continue // busy: sweep again at once (or wait above for the lease to be renewed)
 		}
-		wait := p.r.cfg.SafetySweep
+		// A clean partition waits even after publishing: its range held nothing but what it
+		// published, and the watcher hands it what comes next.
+		wait := p.r.cfg.SafetySweep - time.Since(p.lastRead)
+		if wait <= 0 {
+			continue // hand-offs kept it from reading its range for SafetySweep
+		}
 		if retryIn > 0 && retryIn < wait {
 			wait = retryIn + time.Millisecond
 		}
-		p.idle.Store(true)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-		case <-p.wake:
-		case <-t.C:
-		}
-		t.Stop()
-		p.idle.Store(false)
+		given = p.waitForWork(ctx, wait)
 	}
 }
 
@@ -117,38 +123,33 @@ func (p *partition) sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// sweep publishes one batch of the partition and settles it. It returns how many rows it
-// published (confirmed or not) and when the earliest waiting row becomes ready.
-func (p *partition) sweep(ctx context.Context) (int, time.Duration, error) {
+// sweep publishes one batch of the partition, the rows given (handed over by the watcher) or
+// else what it reads of its range, and settles it. It returns how many rows it published
+// (confirmed or not), when the earliest waiting row becomes ready, and whether the partition is
+// clean now: its whole range was read, by this sweep or for the rows given, without anything to
+// skip, and every row is confirmed and deleted.
+func (p *partition) sweep(ctx context.Context, given []outbox.PendingRow) (int, time.Duration, bool, error) {
 	r := p.r
 	cfg := &r.cfg
-	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
-	res, err := r.store.Fetch(fetchCtx, outbox.FetchRequest{
-		Lo: p.lo, Hi: p.hi, From: p.from, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
-		Strict: cfg.Order == OrderStrict,
-	})
-	cancel()
-	if err != nil {
-		return 0, 0, err
-	}
-	// Rows held back in front must not hide the rows behind them for ever: a sweep that read
-	// MaxScan rows without reaching the end leaves the next one (at the next hint, retry or
-	// safety sweep, so each costs at most MaxScan rows) to continue from there. Otherwise the
-	// next sweep starts again from the start of the range, where late commits are.
-	p.from = p.lo
-	if res.Truncated {
-		p.from = res.Next
-	}
-	rows := res.Rows
-	if len(rows) == 0 {
-		return 0, res.RetryIn, nil
+	// read: the range held these rows and nothing else (given rows come from a read of the
+	// whole range that found no row waiting for a retry).
+	rows, read := given, true
+	if given == nil {
+		res, whole, err := p.fetch(ctx)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		rows, read = res.Rows, whole
+		if len(rows) == 0 {
+			return 0, res.RetryIn, read, nil
+		}
 	}
 	for i := range rows {
 		r.noteSeen(rows[i].ID)
 	}
 	pc, err := r.conns.channel(ctx, p.no%cfg.Channels)
 	if err != nil {
-		return 0, 0, nil // ctx ended while waiting for the broker; the rows stay as they are
+		return 0, 0, false, nil // ctx ended while waiting for the broker; the rows stay as they are
 	}
 
 	strict := cfg.Order == OrderStrict
@@ -232,21 +233,52 @@ publishing:
 		}
 	}
 	if r.crashed.Load() {
-		return sent, 0, nil // a killed process settles nothing
+		return sent, 0, false, nil // a killed process settles nothing
 	}
-	retryIn := p.settle(rows, outcomes, ctx.Err() != nil)
+	retryIn, cleared := p.settle(rows, outcomes, ctx.Err() != nil)
 	if sent == 0 && brokerErr != nil {
-		return 0, 0, brokerErr // back off briefly instead of idling until the next safety sweep
+		return 0, 0, false, brokerErr // back off briefly instead of idling until the next safety sweep
 	}
-	return sent, retryIn, nil
+	return sent, retryIn, read && cleared, nil
+}
+
+// fetch reads the next batch of the range, from the start or where a truncated sweep stopped.
+// whole says the batch is all the range holds: read from the start to the end, with no row
+// skipped for its retry or held back behind one. A hand-off that came too late for its wait is
+// dropped first: this read covers its rows.
+func (p *partition) fetch(ctx context.Context) (res outbox.FetchResult, whole bool, err error) {
+	cfg := &p.r.cfg
+	p.dropStaleHandoff()
+	p.lastRead = time.Now()
+	p.r.ownReads.Add(1)
+	from := p.from
+	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
+	res, err = p.r.store.Fetch(fetchCtx, outbox.FetchRequest{
+		Lo: p.lo, Hi: p.hi, From: from, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
+		Strict: cfg.Order == OrderStrict,
+	})
+	cancel()
+	if err != nil {
+		return res, false, err
+	}
+	// Rows held back in front must not hide the rows behind them for ever: a sweep that read
+	// MaxScan rows without reaching the end leaves the next one (at the next hint, retry or
+	// safety sweep, so each costs at most MaxScan rows) to continue from there. Otherwise the
+	// next sweep starts again from the start of the range, where late commits are.
+	p.from = p.lo
+	if res.Truncated {
+		p.from = res.Next
+	}
+	whole = from == p.lo && !res.Truncated && !res.Full && res.RetryIn == 0 && res.Blocked == 0
+	return res, whole, nil
 }
 
 // settle deletes the confirmed rows and records the failed ones, in row order so that in
 // strict order a confirmed row after a failed row of its key is held back: it is published
 // again after the failed one, so the last copy the broker sees of each message is in order.
-// It returns the shortest retry delay it scheduled.
-// When stopping (shutdown), the database work is bounded by ShutdownTimeout as well.
-func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping bool) (retryIn time.Duration) {
+// It returns the shortest retry delay it scheduled, and whether every row is confirmed and
+// deleted. When stopping (shutdown), the database work is bounded by ShutdownTimeout as well.
+func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping bool) (retryIn time.Duration, cleared bool) {
 	r := p.r
 	cfg := &r.cfg
 	strict := cfg.Order == OrderStrict
@@ -297,6 +329,7 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 		r.log.Warn("could not delete published rows; they will be published again", zap.Int("rows", len(done)), zap.Error(err))
 	} else {
 		cfg.Metrics.Published(len(done))
+		cleared = len(done) == len(rows)
 	}
 	if len(failures) > 0 {
 		if err := retryDB(ctx, func() error { return r.store.RecordFailures(ctx, failures) }); err != nil {
@@ -309,7 +342,7 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 	cfg.Metrics.Nacked(nacked)
 	cfg.Metrics.Retried(retried)
 	cfg.Metrics.Dead(dead)
-	return retryIn
+	return retryIn, cleared
 }
 
 // dbTimeout bounds one database step of a sweep, so a connection that hangs (a network

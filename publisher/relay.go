@@ -41,6 +41,9 @@ type Relay struct {
 	crashed  atomic.Bool // test hook: stop like a killed process (no settling, no release)
 	frozen   atomic.Bool // test hook: the lease loop does nothing, as in a paused process
 	seen     atomic.Int64
+	// ownReads counts the reads partitions made of their own ranges (not hand-offs), so tests
+	// can tell which path published.
+	ownReads atomic.Int64
 }
 
 // New returns a relay for cfg, or every problem with cfg.

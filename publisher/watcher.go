@@ -2,6 +2,7 @@ package publisher
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,24 +14,25 @@ import (
 const watchPage = 256
 
 // runWatcher notices new rows for idle partitions within milliseconds at the cost of one
-// primary-key probe per look: it reads the ready rows with ids above a lagging mark and wakes
-// the idle partitions they belong to. It is only a hint; the partitions decide what to publish
-// by sweeping their whole range.
+// primary-key probe per look: it reads the ready rows with ids above a lagging mark and reads
+// the ranges of the waiting partitions they belong to for them (handoff.go); a partition it
+// cannot serve that way is woken to sweep its range.
 //
 // The mark lags LateCommitWindow behind the newest id seen, so a row whose transaction commits
 // after rows with higher ids were published is still seen; a row committing later than that is
-// found by its partition's SafetySweep. Each row wakes its partition once, so rows that are
-// held back (strict order) do not keep a partition sweeping in vain.
+// found by its partition's SafetySweep. Each row is offered once, so rows that are held back
+// (strict order) do not keep a partition sweeping in vain.
 func (r *Relay) runWatcher(ctx context.Context) {
 	interval := r.cfg.PollInterval
 	var mark, prevMark int64 // rows above mark are looked at; prevMark becomes the next mark
 	var cursor int64         // where the next look starts: mark, or after a full page
 	rotated := time.Now()
-	hinted := map[int64]struct{}{}
+	dealt := map[int64]struct{}{}      // rows offered for a hand-off already (handoff.go)
+	pending := map[*partition]uint64{} // hand-offs sent, by partition: the ticket they were for
 	for {
 		if r.anyIdle() {
 			lookCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			woke, next, err := r.look(lookCtx, max(cursor, mark), hinted)
+			woke, next, err := r.look(lookCtx, max(cursor, mark), dealt, pending)
 			cancel()
 			cursor = next
 			switch {
@@ -46,9 +48,9 @@ func (r *Relay) runWatcher(ctx context.Context) {
 		if time.Since(rotated) >= r.cfg.LateCommitWindow {
 			mark, prevMark = prevMark, r.seen.Load()
 			rotated = time.Now()
-			for id := range hinted {
+			for id := range dealt {
 				if id <= mark {
-					delete(hinted, id)
+					delete(dealt, id)
 				}
 			}
 		}
@@ -65,28 +67,47 @@ func (r *Relay) runWatcher(ctx context.Context) {
 	}
 }
 
-// look wakes the idle partitions that have ready rows above from not hinted before. It returns
-// where the next look starts: after this page when it was full, else 0 (back to the mark).
-func (r *Relay) look(ctx context.Context, from int64, hinted map[int64]struct{}) (bool, int64, error) {
+// look hands over, or wakes the partitions of, the ready rows above from it has not dealt with
+// before. It returns where the next look starts: after this page when it was full, else 0
+// (back to the mark).
+func (r *Relay) look(ctx context.Context, from int64, dealt map[int64]struct{}, pending map[*partition]uint64) (bool, int64, error) {
 	woke := false
+	tickets := r.openTickets() // before the rows: see handoff.go
+	for p, t := range pending {
+		if tickets[p] != t {
+			delete(pending, p) // taken (or dropped): the partition waits with a new ticket, or not at all
+		}
+	}
 	rows, err := r.store.Watch(ctx, from, watchPage)
 	if err != nil {
 		return false, 0, err
 	}
+	var offered []*partition // waiting partitions with new rows, for handOff
 	for _, row := range rows {
 		r.noteSeen(row.ID)
-		if _, done := hinted[row.ID]; done || !row.Ready {
+		if _, done := dealt[row.ID]; done || !row.Ready {
 			continue
 		}
 		r.mu.Lock()
 		p := r.parts[outbox.PartitionOf(row.PartitionHash, r.cfg.Partitions)]
 		r.mu.Unlock()
-		if p == nil || !p.idle.Load() {
-			continue // not ours, or busy: its next sweep reads the row anyway
+		if p == nil {
+			continue // not ours
 		}
-		hinted[row.ID] = struct{}{}
-		p.wakeUp()
+		t, waiting := tickets[p]
+		if !waiting || pending[p] == t {
+			// Busy, or its hand-off is not taken yet: a later look offers the row (it stays
+			// above the mark), or the partition's next sweep reads it.
+			continue
+		}
+		if !slices.Contains(offered, p) {
+			offered = append(offered, p)
+		}
+		dealt[row.ID] = struct{}{}
 		woke = true
+	}
+	if len(offered) > 0 {
+		r.handOff(ctx, tickets, offered, pending)
 	}
 	if len(rows) == watchPage {
 		return woke, rows[len(rows)-1].ID, nil
@@ -99,7 +120,7 @@ func (r *Relay) anyIdle() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, p := range r.parts {
-		if p.idle.Load() {
+		if p.ticket.Load() != 0 {
 			return true
 		}
 	}
