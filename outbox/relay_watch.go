@@ -101,9 +101,14 @@ func (s *RelayStore) FetchRanges(ctx context.Context, ranges []HashRange, limit,
 		if err != nil {
 			return nil, fmt.Errorf("outbox: fetch partitions: scan row: %w", err)
 		}
-		for hash > ranges[cur].Hi {
+		for cur < len(ranges) && hash > ranges[cur].Hi {
 			out[cur].Complete = true // the walk went past its end
 			cur++
+		}
+		if cur == len(ranges) || hash < ranges[cur].Lo {
+			// The WHERE clause rules this out; a server that broke it must not be trusted with
+			// what a range holds.
+			return nil, fmt.Errorf("outbox: fetch partitions: row %d has hash %d outside the ranges asked", r.ID, hash)
 		}
 		n++
 		if wait > 0 {

@@ -32,8 +32,8 @@ type handoff struct {
 	rows   []outbox.PendingRow
 }
 
-// waitForWork waits up to wait for a reason to sweep: a hint, a hand-off, the timer, showing a
-// ticket meanwhile. It returns the rows handed over, or nil when the next sweep must read the
+// waitForWork waits up to wait for a reason to sweep: a wake-up, a hand-off, the timer, showing
+// a ticket meanwhile. It returns the rows handed over, or nil when the next sweep must read the
 // range.
 func (p *partition) waitForWork(ctx context.Context, wait time.Duration) []outbox.PendingRow {
 	p.tickets++
