@@ -92,6 +92,9 @@ type Writer struct {
 	cfg         Config
 	insertHead  string // "INSERT INTO `table` (...) VALUES "
 	placeholder string // "(?,?,...)"
+	// smallInserts[n] is the INSERT of n rows for n up to MaxPreparedRows, built once.
+	smallInserts [MaxPreparedRows + 1]string
+	prepared     *preparedInserts // nil unless made by NewPrepared
 }
 
 // insertColumns are the columns Write fills; the rest take their defaults.
@@ -106,11 +109,15 @@ func New(cfg Config) (*Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("outbox: invalid config: %w", err)
 	}
-	return &Writer{
+	w := &Writer{
 		cfg:         cfg,
 		insertHead:  "INSERT INTO " + QuoteIdentifier(cfg.Table) + " (" + strings.Join(insertColumns, ", ") + ") VALUES ",
 		placeholder: "(" + strings.TrimSuffix(strings.Repeat("?,", len(insertColumns)), ",") + ")",
-	}, nil
+	}
+	for rows := 1; rows <= MaxPreparedRows; rows++ {
+		w.smallInserts[rows] = w.buildInsert(rows)
+	}
+	return w, nil
 }
 
 var defaultWriter = func() *Writer {
@@ -167,6 +174,28 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 }
 
 func (w *Writer) insert(ctx context.Context, tx Execer, rows int, args []any) error {
+	handled, err := false, error(nil)
+	if w.prepared != nil {
+		handled, err = w.prepared.exec(ctx, tx, rows, args)
+	}
+	if !handled {
+		_, err = tx.ExecContext(ctx, w.insertSQL(rows), args...)
+	}
+	if err != nil {
+		return fmt.Errorf("outbox: insert %d messages into %s: %w", rows, w.cfg.Table, err)
+	}
+	return nil
+}
+
+// insertSQL returns the INSERT statement of rows rows.
+func (w *Writer) insertSQL(rows int) string {
+	if rows <= MaxPreparedRows {
+		return w.smallInserts[rows]
+	}
+	return w.buildInsert(rows)
+}
+
+func (w *Writer) buildInsert(rows int) string {
 	var b strings.Builder
 	b.Grow(len(w.insertHead) + rows*(len(w.placeholder)+1))
 	b.WriteString(w.insertHead)
@@ -176,10 +205,7 @@ func (w *Writer) insert(ctx context.Context, tx Execer, rows int, args []any) er
 		}
 		b.WriteString(w.placeholder)
 	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("outbox: insert %d messages into %s: %w", rows, w.cfg.Table, err)
-	}
-	return nil
+	return b.String()
 }
 
 // rowArgs returns the INSERT arguments of one validated message, in insertColumns order,

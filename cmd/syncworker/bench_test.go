@@ -23,7 +23,7 @@ func TestBenchScenariosReportStableJSON(t *testing.T) {
 		flags    []string
 	}{
 		{"ceiling", []string{"ceiling"}, []string{"msgs_per_s"}, nil},
-		{"write", []string{"write-base", "write-1", "write-10"}, []string{"p50_ms", "p99_ms"}, nil},
+		{"write", []string{"write-base", "write-1", "write-10", "write-10-plain"}, []string{"p50_ms", "p99_ms"}, nil},
 		// Alone, relay measures its own ceiling first.
 		{"relay", []string{"ceiling", "relay"}, []string{"ceiling_msgs_per_s", "ratio", "peak_rss_mb"}, nil},
 		{"backlog", []string{"backlog-small", "backlog-large"}, []string{"peak_rss_mb"}, nil},
