@@ -45,12 +45,11 @@ func (w *Writer) validate(index int, m *Message) []error {
 	size := 0
 	for name, value := range m.Headers {
 		size += len(name) + len(value)
-		field := fmt.Sprintf("Headers[%q]", name)
 		if reason := headerNameProblem(name); reason != "" {
-			fail(field, ErrInvalidHeaderName, reason)
+			fail(headerField(name), ErrInvalidHeaderName, reason)
 		}
 		if !utf8.ValidString(value) {
-			fail(field, ErrInvalidHeaderValue, "")
+			fail(headerField(name), ErrInvalidHeaderValue, "")
 		}
 	}
 	if size > w.cfg.MaxHeaderBytes {
@@ -58,6 +57,8 @@ func (w *Writer) validate(index int, m *Message) []error {
 	}
 	return errs
 }
+
+func headerField(name string) string { return fmt.Sprintf("Headers[%q]", name) }
 
 // headerNameProblem says why an AMQP field table cannot carry name, or "" when it can.
 // Trace-context names are allowed: a caller may set them explicitly.

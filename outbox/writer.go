@@ -155,10 +155,6 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 	args := make([]any, 0, min(len(msgs), w.cfg.MaxRowsPerStatement)*len(insertColumns))
 	rows, bytes := 0, 0
 	for i := range msgs {
-		row, err := w.rowArgs(&msgs[i], trace)
-		if err != nil {
-			return fmt.Errorf("outbox: message %d: %w", i, err)
-		}
 		size := len(msgs[i].Payload) + 512
 		if rows > 0 && (rows == w.cfg.MaxRowsPerStatement || bytes+size > w.cfg.MaxStatementBytes) {
 			if err := w.insert(ctx, tx, rows, args); err != nil {
@@ -166,7 +162,10 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 			}
 			args, rows, bytes = args[:0], 0, 0
 		}
-		args = append(args, row...)
+		var err error
+		if args, err = w.appendRowArgs(args, &msgs[i], trace); err != nil {
+			return fmt.Errorf("outbox: message %d: %w", i, err)
+		}
 		rows++
 		bytes += size
 	}
@@ -208,9 +207,9 @@ func (w *Writer) buildInsert(rows int) string {
 	return b.String()
 }
 
-// rowArgs returns the INSERT arguments of one validated message, in insertColumns order,
-// applying the defaults the Message fields document.
-func (w *Writer) rowArgs(m *Message, trace TraceContext) ([]any, error) {
+// appendRowArgs appends the INSERT arguments of one validated message to args, in
+// insertColumns order, applying the defaults the Message fields document.
+func (w *Writer) appendRowArgs(args []any, m *Message, trace TraceContext) ([]any, error) {
 	id := m.ID
 	if id == "" {
 		id = NewID()
@@ -235,10 +234,10 @@ func (w *Writer) rowArgs(m *Message, trace TraceContext) ([]any, error) {
 	if payload == nil {
 		payload = []byte{} // the column is NOT NULL; an empty payload is still a payload
 	}
-	return []any{
+	return append(args,
 		id, PartitionHash(partitionKey), exchange, m.RoutingKey, partitionKey, m.Type,
 		m.AggregateType, contentType, m.CorrelationID, headers, payload,
-	}, nil
+	), nil
 }
 
 // encodeHeaders stores the user's headers and the trace context as a JSON object, or NULL
