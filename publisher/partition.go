@@ -325,7 +325,7 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if err := retryDB(ctx, func() error { return r.store.Delete(ctx, done) }); err != nil {
+	if err := retryDB(ctx, func() error { return r.deleter.delete(ctx, done) }); err != nil {
 		r.log.Warn("could not delete published rows; they will be published again", zap.Int("rows", len(done)), zap.Error(err))
 	} else {
 		cfg.Metrics.Published(len(done))

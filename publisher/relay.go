@@ -21,12 +21,13 @@ import (
 
 // Relay drains one outbox into RabbitMQ. Create it with New and start it with Run.
 type Relay struct {
-	cfg    Config
-	log    *zap.Logger
-	store  *outbox.RelayStore
-	leases *outbox.LeaseStore
-	conns  *connManager
-	start  time.Time // the monotonic origin of lease deadlines
+	cfg     Config
+	log     *zap.Logger
+	store   *outbox.RelayStore
+	deleter *deleter // the partitions' DELETEs of published rows, merged when they coincide
+	leases  *outbox.LeaseStore
+	conns   *connManager
+	start   time.Time // the monotonic origin of lease deadlines
 
 	mu    sync.Mutex
 	parts map[int]*partition // partitions this relay holds and sweeps
@@ -68,6 +69,7 @@ func New(cfg Config) (*Relay, error) {
 		cfg:       cfg,
 		log:       log,
 		store:     store,
+		deleter:   &deleter{del: store.Delete},
 		leases:    leases,
 		conns:     newConnManager(cfg.AMQP, cfg.Channels, cfg.Window, cfg.Metrics, log),
 		start:     time.Now(),

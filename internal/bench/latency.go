@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"os"
+	"strconv"
 	"context"
 	"database/sql"
 	"fmt"
@@ -62,7 +64,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	sub, err := subscriber.New(db, subscriber.Config{AMQPURL: o.AMQPURL, Queue: q.Queue, ConsumerName: "bench",
-		Handler: handler, RetryDelays: q.Delays, InboxCleanInterval: -1, FlushInterval: o.Flush})
+		Handler: handler, RetryDelays: q.Delays, InboxCleanInterval: -1, FlushInterval: o.Flush, Concurrency: expConc()})
 	if err != nil {
 		return Result{}, err
 	}
@@ -180,3 +182,5 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 	}
 	return nil
 }
+
+func expConc() int { n, _ := strconv.Atoi(os.Getenv("EXP_CONC")); return n }

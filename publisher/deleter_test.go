@@ -1,0 +1,138 @@
+package publisher
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// scriptedDeletes records every statement the deleter runs; a statement blocks until the
+// test releases it when gate is set.
+type scriptedDeletes struct {
+	mu    sync.Mutex
+	calls [][]int64
+	gate  chan struct{}
+	fail  map[int]error // by call number
+}
+
+func (s *scriptedDeletes) del(ctx context.Context, ids []int64) error {
+	s.mu.Lock()
+	n := len(s.calls)
+	s.calls = append(s.calls, slices.Clone(ids))
+	gate, err := s.gate, s.fail[n]
+	s.mu.Unlock()
+	if gate != nil && n == 0 {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+func (s *scriptedDeletes) statements() [][]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
+}
+
+func waitPending(t *testing.T, d *deleter, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		d.mu.Lock()
+		got := len(d.pending)
+		d.mu.Unlock()
+		if got == n {
+			return
+		}
+	}
+	t.Fatalf("%d requests never queued behind the running DELETE", n)
+}
+
+// deleteAsync runs d.delete in a goroutine and returns its result channel.
+func deleteAsync(ctx context.Context, d *deleter, ids ...int64) chan error {
+	done := make(chan error, 1)
+	go func() { done <- d.delete(ctx, ids) }()
+	return done
+}
+
+func TestDeleterMergesDeletesThatArriveWhileOneRuns(t *testing.T) {
+	s := &scriptedDeletes{gate: make(chan struct{}), fail: map[int]error{2: errors.New("connection lost")}}
+	d := &deleter{del: s.del}
+	ctx := t.Context()
+	first := deleteAsync(ctx, d, 1, 2)
+	for len(s.statements()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	second, third := deleteAsync(ctx, d, 3), deleteAsync(ctx, d, 4, 5)
+	waitPending(t, d, 2)
+	big := make([]int64, maxMergedIDs+1)
+	for i := range big {
+		big[i] = int64(100 + i)
+	}
+	if err := d.delete(ctx, big); err != nil { // a backlog-sized DELETE runs on its own, at once
+		t.Fatal(err)
+	}
+	close(s.gate)
+	if err := <-first; err != nil {
+		t.Fatalf("first caller: %v", err)
+	}
+	for name, done := range map[string]chan error{"second": second, "third": third} {
+		if err := <-done; err == nil || err.Error() != "connection lost" {
+			t.Fatalf("%s caller got %v, want the error of the statement its rows were in", name, err)
+		}
+	}
+	got := s.statements()
+	want := [][]int64{{1, 2}, big, {3, 4, 5}}
+	if len(got) != 3 || !slices.Equal(got[0], want[0]) || !slices.Equal(got[1], want[1]) ||
+		!slices.Equal(sorted(got[2]), want[2]) {
+		t.Fatalf("statements %v, want %v: the two requests that waited share one", got, want)
+	}
+	if err := d.delete(ctx, []int64{6}); err != nil {
+		t.Fatalf("deleter unusable after a failed statement: %v", err)
+	}
+}
+
+func TestDeleterCallerThatGivesUpDoesNotStallTheOthers(t *testing.T) {
+	s := &scriptedDeletes{gate: make(chan struct{})}
+	d := &deleter{del: s.del}
+	first := deleteAsync(t.Context(), d, 1)
+	for len(s.statements()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	impatient, cancel := context.WithCancel(t.Context())
+	gaveUp := deleteAsync(impatient, d, 2)
+	waitPending(t, d, 1)
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("caller whose context ended got %v", err)
+	}
+	close(s.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 { // later callers, some while the abandoned request's statement runs
+		if err := d.delete(t.Context(), []int64{int64(10 + i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deleted := map[int64]bool{}
+	for _, st := range s.statements() {
+		for _, id := range st {
+			deleted[id] = true
+		}
+	}
+	if len(deleted) != 22 {
+		t.Fatalf("deleted %d distinct ids, want 22 (the abandoned request's row too: it was confirmed)", len(deleted))
+	}
+}
+
+func sorted(ids []int64) []int64 {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return out
+}
