@@ -57,6 +57,11 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		}
 		return nil
 	}
+	writer, err := outbox.NewPrepared(ctx, db, outbox.Config{})
+	if err != nil {
+		return Result{}, err
+	}
+	defer writer.Close()
 	stages := &relayStages{}
 	relay, err := publisher.New(publisher.Config{DB: db, AMQP: amqpx.DialConfig{URL: o.AMQPURL},
 		Channels: o.Channels, Window: o.Window, MemberID: "bench-" + suffix, Metrics: stages})
@@ -104,7 +109,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 				}
 				m := outbox.Message{ID: outbox.NewID(), Exchange: q.Exchange, Type: "bench",
 					PartitionKey: fmt.Sprint("w", w, "-", i%50), Payload: payload}
-				if err := latencyTx(gctx, db, m, func(at time.Time) {
+				if err := latencyTx(gctx, db, writer, m, func(at time.Time) {
 					mu.Lock()
 					committed[m.ID] = at
 					sent++
@@ -154,13 +159,13 @@ func rateShortfall(asked int, got float64) string {
 }
 
 // latencyTx writes m in its own transaction and calls before just before COMMIT.
-func latencyTx(ctx context.Context, db *sql.DB, m outbox.Message, before func(time.Time)) error {
+func latencyTx(ctx context.Context, db *sql.DB, writer *outbox.Writer, m outbox.Message, before func(time.Time)) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	if err := outbox.Write(ctx, tx, m); err != nil {
+	if err := writer.Write(ctx, tx, m); err != nil {
 		return err
 	}
 	before(time.Now())
