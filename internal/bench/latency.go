@@ -1,11 +1,11 @@
 package bench
 
 import (
-	"os"
-	"strconv"
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"strconv"
 	"sync"
 	"time"
 
