@@ -173,7 +173,8 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 }
 
 func (w *Writer) insert(ctx context.Context, tx Execer, rows int, args []any) error {
-	handled, err := false, error(nil)
+	var handled bool
+	var err error
 	if w.prepared != nil {
 		handled, err = w.prepared.exec(ctx, tx, rows, args)
 	}

@@ -23,11 +23,10 @@ const (
 	errUnsupportedPrepared   = 1295
 )
 
-// preparedInserts holds the INSERT of each row count, prepared once on db. database/sql
-// prepares a statement again on each connection the first time a transaction there uses it,
-// on that transaction's connection, and reuses it afterwards.
+// preparedInserts holds the INSERT of each row count, prepared once on the Writer's db.
+// database/sql prepares a statement again on each connection the first time a transaction
+// there uses it, on that transaction's connection, and reuses it afterwards.
 type preparedInserts struct {
-	db       *sql.DB
 	stmts    [MaxPreparedRows + 1]*sql.Stmt
 	disabled atomic.Bool
 }
@@ -48,7 +47,7 @@ func NewPrepared(ctx context.Context, db *sql.DB, cfg Config) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &preparedInserts{db: db}
+	p := &preparedInserts{}
 	for rows := 1; rows <= MaxPreparedRows; rows++ {
 		stmt, err := db.PrepareContext(ctx, w.insertSQL(rows))
 		if err != nil {
