@@ -130,3 +130,50 @@ func TestPreparedWriterWritesThroughEveryOtherExecer(t *testing.T) {
 		t.Fatalf("outbox holds %+v, want the three messages in order", got)
 	}
 }
+
+func TestPreparedWriterSurvivesALostConnection(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	db.SetMaxOpenConns(1) // every transaction on the one connection, until it is killed
+	ctx := t.Context()
+	w, err := outbox.NewPrepared(ctx, db, outbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	admin := migrated(t) // another pool, to kill the writer's connection from outside
+	kill := func(tx *sql.Tx) {
+		var id int64
+		if err := tx.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg := func(id string) outbox.Message { return outbox.Message{ID: id, Exchange: "x", Payload: []byte(id)} }
+
+	// A transaction whose connection dies between two writes commits nothing.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(ctx, tx, msg("before-kill")); err != nil {
+		t.Fatal(err)
+	}
+	kill(tx)
+	if err := w.Write(ctx, tx, msg("after-kill")); err == nil {
+		t.Fatal("a write on a killed connection reported success")
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("a transaction on a killed connection committed")
+	}
+	// The next transaction gets a new connection, where the statement is prepared again.
+	if err := writeTx(ctx, db, w.Write, []outbox.Message{msg("new-connection")}, false); err != nil {
+		t.Fatalf("write on a new connection: %v", err)
+	}
+	got := readOutbox(t, db)
+	if len(got) != 1 || got[0].messageID != "new-connection" {
+		t.Fatalf("outbox holds %+v, want only the message of the transaction that committed", got)
+	}
+}
