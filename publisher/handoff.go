@@ -47,6 +47,7 @@ func (p *partition) waitForWork(ctx context.Context, wait time.Duration) []outbo
 	case h := <-p.handoff:
 		if h.ticket == ticket {
 			given = h.rows
+			p.r.reads.HandOff(len(given))
 		} // else stale: sweeping the range reads its rows
 	case <-t.C:
 	}

@@ -19,12 +19,14 @@ func TestWaitingPartitionsPublishHandedOverRows(t *testing.T) {
 	c := e.consume(e.queue)
 	cfg := e.config()
 	cfg.SafetySweep = time.Minute // after the first sweeps, only hand-offs publish in time
+	reads := &readCounter{}
+	cfg.Metrics = reads
 	run := e.start(cfg)
 	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
 		n := len(run.relay.openTickets())
 		return n == 16, fmt.Sprintf("%d of 16 partitions wait for work", n)
 	})
-	before := run.relay.ownReads.Load()
+	before := reads.ownReads.Load()
 
 	msgs, want := e.keyedMessages(300, 30)
 	<-e.writePaced(msgs, 5, 10*time.Millisecond) // 60 commits
@@ -37,8 +39,12 @@ func TestWaitingPartitionsPublishHandedOverRows(t *testing.T) {
 	}
 	// Without hand-offs every commit costs sweeps of its own (a few hundred here); a few may
 	// still happen if a lease renewal is late under load.
-	if reads := run.relay.ownReads.Load() - before; reads > 16 {
-		t.Errorf("partitions read their own ranges %d times for 60 commits, want hand-offs to serve them", reads)
+	if own := reads.ownReads.Load() - before; own > 16 {
+		t.Errorf("partitions read their own ranges %d times for 60 commits, want hand-offs to serve them", own)
+	}
+	if reads.handOffs.Load() == 0 || reads.handedRows.Load() == 0 || reads.deletes.Load() == 0 {
+		t.Errorf("ReadMetrics saw %d hand-offs of %d rows and %d DELETEs, want all of them counted",
+			reads.handOffs.Load(), reads.handedRows.Load(), reads.deletes.Load())
 	}
 }
 
@@ -90,7 +96,7 @@ func TestRowBehindARetryIsNotHandedOver(t *testing.T) {
 // a hand-off for that ticket, and sweeps instead of taking one meant for an earlier wait.
 func TestPartitionTakesOnlyAHandoffForTheTicketItShows(t *testing.T) {
 	t.Parallel()
-	p := &partition{wake: make(chan struct{}, 1), handoff: make(chan handoff, 1)}
+	p := &partition{r: &Relay{reads: NopMetrics{}}, wake: make(chan struct{}, 1), handoff: make(chan handoff, 1)}
 	rows := []outbox.PendingRow{{ID: 7}}
 	handTo := func(ticketDelta int64) {
 		go func() {

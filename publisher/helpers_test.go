@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -296,3 +297,13 @@ func (e *env) writePaced(msgs []outbox.Message, chunk int, pause time.Duration) 
 	}()
 	return done
 }
+
+// readCounter counts what a relay reports through the optional ReadMetrics.
+type readCounter struct {
+	NopMetrics
+	ownReads, handOffs, handedRows, deletes atomic.Int64
+}
+
+func (c *readCounter) OwnRead()            { c.ownReads.Add(1) }
+func (c *readCounter) HandOff(rows int)    { c.handOffs.Add(1); c.handedRows.Add(int64(rows)) }
+func (c *readCounter) DeleteStatement(int) { c.deletes.Add(1) }

@@ -18,6 +18,15 @@ type Metrics interface {
 	OldestPendingAge(d time.Duration) // age of the oldest row (sampled every StatsInterval)
 }
 
+// ReadMetrics is an optional extension of Metrics: when the Metrics in Config also implements
+// it, the relay reports where the rows of each sweep came from and how many DELETEs settled
+// them. It is a separate interface so that implementations of Metrics stay valid.
+type ReadMetrics interface {
+	OwnRead()                 // a partition read its own range for a sweep
+	HandOff(rows int)         // a waiting partition took rows the watcher read for it (handoff.go)
+	DeleteStatement(rows int) // one DELETE of published rows ran, for one or more partitions
+}
+
 // NopMetrics discards every measurement.
 type NopMetrics struct{}
 
@@ -31,3 +40,6 @@ func (NopMetrics) PublishLatency(time.Duration)   {}
 func (NopMetrics) ConfirmLatency(time.Duration)   {}
 func (NopMetrics) Backlog(int64)                  {}
 func (NopMetrics) OldestPendingAge(time.Duration) {}
+func (NopMetrics) OwnRead()                       {}
+func (NopMetrics) HandOff(int)                    {}
+func (NopMetrics) DeleteStatement(int)            {}

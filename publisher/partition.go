@@ -250,7 +250,7 @@ func (p *partition) fetch(ctx context.Context) (res outbox.FetchResult, whole bo
 	cfg := &p.r.cfg
 	p.dropStaleHandoff()
 	p.lastRead = time.Now()
-	p.r.ownReads.Add(1)
+	p.r.reads.OwnRead()
 	from := p.from
 	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
 	res, err = p.r.store.Fetch(fetchCtx, outbox.FetchRequest{

@@ -42,9 +42,7 @@ type Relay struct {
 	crashed  atomic.Bool // test hook: stop like a killed process (no settling, no release)
 	frozen   atomic.Bool // test hook: the lease loop does nothing, as in a paused process
 	seen     atomic.Int64
-	// ownReads counts the reads partitions made of their own ranges (not hand-offs), so tests
-	// can tell which path published.
-	ownReads atomic.Int64
+	reads    ReadMetrics // cfg.Metrics if it implements ReadMetrics, else NopMetrics
 }
 
 // New returns a relay for cfg, or every problem with cfg.
@@ -65,11 +63,23 @@ func New(cfg Config) (*Relay, error) {
 		cfg.AMQP.Name = "syncworker relay " + cfg.MemberID
 	}
 	log := cfg.Logger.With(zap.String("relay", cfg.MemberID), zap.String("group", cfg.Group))
+	reads, ok := cfg.Metrics.(ReadMetrics)
+	if !ok {
+		reads = NopMetrics{}
+	}
+	deleteRows := func(ctx context.Context, ids []int64) error {
+		err := store.Delete(ctx, ids)
+		if err == nil {
+			reads.DeleteStatement(len(ids))
+		}
+		return err
+	}
 	return &Relay{
 		cfg:       cfg,
 		log:       log,
 		store:     store,
-		deleter:   &deleter{del: store.Delete},
+		deleter:   &deleter{del: deleteRows},
+		reads:     reads,
 		leases:    leases,
 		conns:     newConnManager(cfg.AMQP, cfg.Channels, cfg.Window, cfg.Metrics, log),
 		start:     time.Now(),

@@ -4,14 +4,20 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/syncworker/syncworker/publisher"
 )
 
-// relayMetrics is publisher.Metrics on Prometheus. Names are listed in README.md (Metrics).
+// relayMetrics is publisher.Metrics, and its optional publisher.ReadMetrics, on Prometheus.
+// Names are listed in README.md (Metrics).
 type relayMetrics struct {
 	published, returned, nacked, retried, dead prometheus.Counter
+	ownReads, handOffs, deleteStatements       prometheus.Counter
 	batchSize, publishLatency, confirmLatency  prometheus.Histogram
 	backlog, oldestAge                         prometheus.Gauge
 }
+
+var _ publisher.ReadMetrics = (*relayMetrics)(nil) // found by a type assertion: keep it implemented
 
 func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 	counter := func(name, help string) prometheus.Counter {
@@ -30,6 +36,10 @@ func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 		nacked:    counter("nacked", "Publishes the broker nacked."),
 		retried:   counter("retried", "Failed rows scheduled for another attempt."),
 		dead:      counter("dead", "Rows moved to the dead table after their last attempt."),
+		ownReads:  counter("own_reads", "Reads a partition made of its own range for a sweep."),
+		handOffs:  counter("handoffs", "Batches a waiting partition took from the watcher's read instead of reading its range."),
+		deleteStatements: counter("delete_statements",
+			"DELETEs of published rows; partitions settling at the same time share one."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "syncworker_relay_batch_size",
 			Help: "Rows published by one sweep of a partition.", Buckets: prometheus.ExponentialBuckets(1, 4, 7)}),
 		publishLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "syncworker_relay_publish_latency_seconds",
@@ -53,3 +63,6 @@ func (m *relayMetrics) PublishLatency(d time.Duration)   { m.publishLatency.Obse
 func (m *relayMetrics) ConfirmLatency(d time.Duration)   { m.confirmLatency.Observe(d.Seconds()) }
 func (m *relayMetrics) Backlog(n int64)                  { m.backlog.Set(float64(n)) }
 func (m *relayMetrics) OldestPendingAge(d time.Duration) { m.oldestAge.Set(d.Seconds()) }
+func (m *relayMetrics) OwnRead()                         { m.ownReads.Inc() }
+func (m *relayMetrics) HandOff(int)                      { m.handOffs.Inc() }
+func (m *relayMetrics) DeleteStatement(int)              { m.deleteStatements.Inc() }
