@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -69,7 +67,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	sub, err := subscriber.New(db, subscriber.Config{AMQPURL: o.AMQPURL, Queue: q.Queue, ConsumerName: "bench",
-		Handler: handler, RetryDelays: q.Delays, InboxCleanInterval: -1, FlushInterval: o.Flush, Concurrency: expConc()})
+		Handler: handler, RetryDelays: q.Delays, InboxCleanInterval: -1, FlushInterval: o.Flush})
 	if err != nil {
 		return Result{}, err
 	}
@@ -187,5 +185,3 @@ func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error
 	}
 	return nil
 }
-
-func expConc() int { n, _ := strconv.Atoi(os.Getenv("EXP_CONC")); return n }
