@@ -13,7 +13,9 @@ import (
 //
 // The caller that finds no DELETE running runs one for everything pending. Requests that
 // arrive meanwhile go in the next one, run by a short-lived goroutine, so no caller waits for
-// more than the statement running when it came and its own.
+// more than the statement running when it came and its own. A caller whose context ends
+// stops waiting; its rows may still be deleted by that goroutine (they were confirmed), which
+// can then outlive Relay.Run by at most dbTimeout.
 type deleter struct {
 	del func(ctx context.Context, ids []int64) error // RelayStore.Delete
 
