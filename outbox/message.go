@@ -2,8 +2,9 @@
 // transactional outbox): if the business change commits, its events are durable; if it rolls
 // back, they never existed. The relay (package publisher) moves committed rows to RabbitMQ.
 //
-// The package is what every service links, so it depends on database/sql and a UUID library
-// only, never on AMQP.
+// The package is what every service links, so it depends on database/sql, a UUID library and
+// the MySQL driver (whose error numbers tell the prepared Writer when to fall back) only,
+// never on AMQP.
 package outbox
 
 import (
