@@ -73,18 +73,7 @@ row_sync:
 	}
 
 	// Without --replica-dsn the consumer's file names the replica: its mysql.dsn, ${VAR}s expanded.
-	unified := filepath.Join(t.TempDir(), "syncworker.yaml")
-	if err := os.WriteFile(unified, []byte(`mysql:
-  dsn: "${REPLICA_DSN_FOR_TEST}"
-consume:
-  queue: q
-  consumer_name: c
-  row_sync:
-    tables:
-      - {source: customers, target: customers_copy, key_columns: [id]}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	unified := consumerConfigFile(t, "")
 	code, out, errOut = runCLI(t, map[string]string{"REPLICA_DSN_FOR_TEST": rep.DSN}, "", "verify", "--source-dsn", src.DSN, "--config", unified)
 	if code != exitDrift || !strings.Contains(out, "extra     1  e.g. 9") {
 		t.Fatalf("replica from the file's mysql.dsn: code %d out %q err %q", code, out, errOut)
@@ -94,20 +83,7 @@ consume:
 		t.Fatalf("unset variable in the file's mysql.dsn: code %d err %q", code, errOut)
 	}
 	// The file's mysql.tls comes with its DSN: the replica is reached as the consumer reaches it.
-	withTLS := filepath.Join(t.TempDir(), "tls.yaml")
-	if err := os.WriteFile(withTLS, []byte(`mysql:
-  dsn: "${REPLICA_DSN_FOR_TEST}"
-  tls:
-    ca_file: /nonexistent/ca.pem
-consume:
-  queue: q
-  consumer_name: c
-  row_sync:
-    tables:
-      - {source: customers, target: customers_copy, key_columns: [id]}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	withTLS := consumerConfigFile(t, "  tls:\n    ca_file: /nonexistent/ca.pem\n")
 	code, _, errOut = runCLI(t, map[string]string{"REPLICA_DSN_FOR_TEST": rep.DSN}, "", "verify", "--source-dsn", src.DSN, "--config", withTLS)
 	if code != 1 || !strings.Contains(errOut, "mysql.tls") || !strings.Contains(errOut, "/nonexistent/ca.pem") {
 		t.Fatalf("the file's mysql.tls was not applied to the replica: code %d err %q", code, errOut)
@@ -117,4 +93,22 @@ consume:
 	if code != 1 || !strings.Contains(errOut, "--source-dsn is required") || !strings.Contains(errOut, "--key is required") {
 		t.Fatalf("missing flags: code %d err %q", code, errOut)
 	}
+}
+
+// consumerConfigFile writes a consumer's config file whose mysql.dsn is ${REPLICA_DSN_FOR_TEST}
+// followed by mysqlExtra (more keys under mysql:, indented), syncing customers to customers_copy.
+func consumerConfigFile(t *testing.T, mysqlExtra string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "syncworker.yaml")
+	text := "mysql:\n  dsn: \"${REPLICA_DSN_FOR_TEST}\"\n" + mysqlExtra + `consume:
+  queue: q
+  consumer_name: c
+  row_sync:
+    tables:
+      - {source: customers, target: customers_copy, key_columns: [id]}
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
