@@ -8,6 +8,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/syncworker/syncworker/internal/amqpx"
 )
 
 // outcome is what became of one publish.
@@ -47,7 +49,8 @@ type pending struct {
 // so the loop drains returns before it settles each confirm and correlates them by message id.
 type pubChannel struct {
 	ch      *amqp.Channel
-	sem     chan struct{} // one slot per unconfirmed publish
+	cork    *amqpx.CorkConn // the connection's socket, holding each publish back until the batch flushes
+	sem     chan struct{}   // one slot per unconfirmed publish
 	metrics Metrics
 
 	pubMu sync.Mutex // makes "next sequence number + publish" atomic
@@ -63,7 +66,7 @@ type pubChannel struct {
 
 // openPubChannel opens a confirm-mode channel on conn. onClose is called with the broker's
 // close reason, if any, once the channel is dead.
-func openPubChannel(conn *amqp.Connection, window int, metrics Metrics, onClose func(*amqp.Error)) (*pubChannel, error) {
+func openPubChannel(conn *amqp.Connection, cork *amqpx.CorkConn, window int, metrics Metrics, onClose func(*amqp.Error)) (*pubChannel, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open channel: %w", err)
@@ -74,6 +77,7 @@ func openPubChannel(conn *amqp.Connection, window int, metrics Metrics, onClose 
 	}
 	pc := &pubChannel{
 		ch:       ch,
+		cork:     cork,
 		sem:      make(chan struct{}, window),
 		metrics:  metrics,
 		pending:  make(map[uint64]pending, window),
@@ -221,10 +225,15 @@ func (pc *pubChannel) err() error {
 func (pc *pubChannel) publish(ctx context.Context, exchange, key string, msg amqp.Publishing, out chan<- result, idx int) error {
 	select {
 	case pc.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-pc.done:
-		return pc.err()
+	default:
+		pc.cork.Flush() // the confirms that free a slot answer publishes still held back
+		select {
+		case pc.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-pc.done:
+			return pc.err()
+		}
 	}
 	pc.pubMu.Lock()
 	defer pc.pubMu.Unlock()
@@ -242,6 +251,7 @@ func (pc *pubChannel) publish(ctx context.Context, exchange, key string, msg amq
 			break
 		}
 		pc.mu.Unlock()
+		pc.cork.Flush() // the confirm it waits for may answer a publish still held back
 		select {
 		case <-ctx.Done():
 			<-pc.sem
@@ -254,7 +264,9 @@ func (pc *pubChannel) publish(ctx context.Context, exchange, key string, msg amq
 	pc.inflight[msg.MessageId]++
 	pc.mu.Unlock()
 
+	pc.cork.Hold()
 	err := pc.ch.Publish(exchange, key, true, false, msg)
+	pc.cork.Release()
 	if err == nil {
 		return nil
 	}

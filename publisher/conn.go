@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,9 +26,15 @@ type connManager struct {
 
 	mu    sync.Mutex
 	conn  *amqp.Connection
-	up    chan struct{} // closed while conn is usable; replaced after a loss
+	cork  *amqpx.CorkConn // conn's socket
+	up    chan struct{}   // closed while conn is usable; replaced after a loss
 	chans []*pubChannel
-	known map[string]bool // exchanges seen to exist on this connection
+
+	// Apart from mu, which is held while a channel opens: a publisher looks here between
+	// publishes it holds back (see amqpx.CorkConn), so this lock never waits on the broker.
+	knownMu   sync.Mutex
+	knownConn *amqp.Connection // the connection known is about
+	known     map[string]bool  // exchanges seen to exist on knownConn
 
 	blocked atomic.Bool
 }
@@ -35,7 +42,7 @@ type connManager struct {
 func newConnManager(dial amqpx.DialConfig, channels, window int, metrics Metrics, log *zap.Logger) *connManager {
 	return &connManager{
 		dial: dial, window: window, metrics: metrics, log: log,
-		up: make(chan struct{}), chans: make([]*pubChannel, channels), known: map[string]bool{},
+		up: make(chan struct{}), chans: make([]*pubChannel, channels),
 	}
 }
 
@@ -51,15 +58,24 @@ func (m *connManager) run(ctx context.Context) {
 			case <-time.After(pause):
 			}
 		}
-		conn, err := amqpx.DialRetry(ctx, m.dial, m.log)
+		var cork *amqpx.CorkConn
+		dial, wrap := m.dial, m.dial.WrapConn
+		dial.WrapConn = func(c net.Conn) net.Conn {
+			if wrap != nil {
+				c = wrap(c)
+			}
+			cork = amqpx.NewCorkConn(c)
+			return cork
+		}
+		conn, err := amqpx.DialRetry(ctx, dial, m.log)
 		if err != nil {
 			return // ctx ended
 		}
 		closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 		blocking := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+		m.setKnown(conn) // before publishers see the connection
 		m.mu.Lock()
-		m.conn = conn
-		m.known = map[string]bool{}
+		m.conn, m.cork = conn, cork
 		close(m.up)
 		m.mu.Unlock()
 		m.log.Info("connected to the broker")
@@ -82,6 +98,7 @@ func (m *connManager) run(ctx context.Context) {
 			}
 		}
 		m.mu.Unlock()
+		m.setKnown(nil)
 		m.blocked.Store(false)
 		if !lost {
 			// A deadline, because a broker that stopped reading would block a plain Close.
@@ -127,7 +144,7 @@ func (m *connManager) channel(ctx context.Context, i int) (*pubChannel, error) {
 				m.mu.Unlock()
 				return pc, nil
 			}
-			pc, err := openPubChannel(m.conn, m.window, m.metrics, m.channelClosed)
+			pc, err := openPubChannel(m.conn, m.cork, m.window, m.metrics, m.channelClosed)
 			if err == nil {
 				m.chans[i] = pc
 				m.mu.Unlock()
@@ -157,14 +174,25 @@ func (m *connManager) channel(ctx context.Context, i int) (*pubChannel, error) {
 // known exchange was deleted.
 func (m *connManager) channelClosed(reason *amqp.Error) {
 	if reason != nil && reason.Code == amqp.NotFound {
-		m.mu.Lock()
+		m.knownMu.Lock()
 		m.known = map[string]bool{}
-		m.mu.Unlock()
+		m.knownMu.Unlock()
 	}
 }
 
-// waitUnblocked returns once the broker no longer applies flow control to the connection.
-func (m *connManager) waitUnblocked(ctx context.Context) error {
+// setKnown starts an empty set of known exchanges for conn.
+func (m *connManager) setKnown(conn *amqp.Connection) {
+	m.knownMu.Lock()
+	m.knownConn, m.known = conn, map[string]bool{}
+	m.knownMu.Unlock()
+}
+
+// waitUnblocked returns once the broker no longer applies flow control to the connection. It
+// flushes what cork holds back before it waits.
+func (m *connManager) waitUnblocked(ctx context.Context, cork *amqpx.CorkConn) error {
+	if m.blocked.Load() {
+		cork.Flush()
+	}
 	for m.blocked.Load() {
 		select {
 		case <-ctx.Done():
@@ -180,20 +208,22 @@ var errNoExchange = errors.New("exchange does not exist")
 
 // checkExchange returns errNoExchange when the broker has no exchange called name. Publishing
 // to a missing exchange would close the channel and fail every other publish outstanding on
-// it, so each exchange is checked once per connection on a throw-away channel.
-func (m *connManager) checkExchange(name string) error {
+// it, so each exchange is checked once per connection on a throw-away channel. The check waits
+// for the broker, so it first flushes what cork holds back.
+func (m *connManager) checkExchange(name string, cork *amqpx.CorkConn) error {
 	if name == "" {
 		return nil
 	}
-	m.mu.Lock()
-	conn, ok := m.conn, m.known[name]
-	m.mu.Unlock()
+	m.knownMu.Lock()
+	conn, ok := m.knownConn, m.known[name]
+	m.knownMu.Unlock()
 	if ok {
 		return nil
 	}
 	if conn == nil {
 		return fmt.Errorf("%w: connection lost", errChannelClosed)
 	}
+	cork.Flush()
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("%w: open channel: %v", errChannelClosed, err)
@@ -203,11 +233,11 @@ func (m *connManager) checkExchange(name string) error {
 	switch {
 	case err == nil:
 		ch.Close()
-		m.mu.Lock()
-		if m.conn == conn {
+		m.knownMu.Lock()
+		if m.knownConn == conn {
 			m.known[name] = true
 		}
-		m.mu.Unlock()
+		m.knownMu.Unlock()
 		return nil
 	case errors.As(err, &amqpErr) && amqpErr.Code == amqp.NotFound:
 		return fmt.Errorf("%w: %q", errNoExchange, name)

@@ -169,7 +169,7 @@ publishing:
 	for i := range rows {
 		row := &rows[i]
 		outcomes[i].idx = i
-		if ctx.Err() != nil || !p.leaseValid() || r.conns.waitUnblocked(ctx) != nil {
+		if ctx.Err() != nil || !p.leaseValid() || r.conns.waitUnblocked(ctx, pc.cork) != nil {
 			break
 		}
 		if (strict && (failedKeys[row.PartitionKey] || serialKeys[row.PartitionKey])) ||
@@ -181,7 +181,7 @@ publishing:
 			outcomes[i].outcome, outcomes[i].reason = outcomeFailed, reason
 			failedKeys[row.PartitionKey] = true
 		}
-		if err := r.conns.checkExchange(row.Exchange); err != nil {
+		if err := r.conns.checkExchange(row.Exchange, pc.cork); err != nil {
 			if errors.Is(err, errNoExchange) {
 				fail(err.Error())
 				continue
@@ -213,6 +213,9 @@ publishing:
 			fail(err.Error())
 		}
 	}
+	// The publishes were held back to leave in as few writes as possible (every wait above
+	// flushed them first, since a held-back request gets no answer).
+	pc.cork.Flush()
 
 	// Wait for every confirm. The channel is abandoned (its publishes count as lost) when the
 	// broker takes longer than ConfirmTimeout, or when shutdown ran out of time.

@@ -26,6 +26,9 @@ type DialConfig struct {
 	Name      string        // connection name shown by the broker (connection_name property)
 	Heartbeat time.Duration // default 10s
 	Timeout   time.Duration // TCP connect and handshake timeout, default 10s
+	// WrapConn, when set, wraps the connection before the AMQP handshake (after TLS), for
+	// instrumentation; the relay wraps what it returns once more, to batch its writes.
+	WrapConn func(net.Conn) net.Conn
 }
 
 // TLSConfigKey is the config file section named in TLS handshake errors.
@@ -54,6 +57,16 @@ func Dial(cfg DialConfig) (*amqp.Connection, error) {
 		ownTLS = &tlsDial{cfg: clientTLS(cfg.TLS, uri.Host), timeout: cfg.Timeout}
 		uri.Scheme = "amqp" // the TLS session is made by ownTLS.dial; the port stays
 		dialURL, dial = uri.String(), ownTLS.dial
+	}
+	if wrap := cfg.WrapConn; wrap != nil {
+		plain := dial
+		dial = func(network, addr string) (net.Conn, error) {
+			c, err := plain(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(c), nil
+		}
 	}
 	conn, err := amqp.DialConfig(dialURL, amqp.Config{
 		Heartbeat:  cfg.Heartbeat,

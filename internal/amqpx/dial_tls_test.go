@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -99,15 +100,18 @@ func TestDialTLSWithRightCAPublishesAndGets(t *testing.T) {
 	certs := tlstest.NewCerts(t)
 	p := tlstest.NewProxy(t, b.Host(), certs, false)
 
-	conn, err := amqpx.Dial(amqpx.DialConfig{URL: amqpsVia(b, p.Addr()), TLS: build(t, tlsconfig.Files{CAFile: certs.CAFile})})
-	if err != nil {
-		t.Fatalf("dial amqps through the TLS proxy: %v", err)
+	// Also wrapped as the relay wraps its connection: the TLS state must still show through.
+	for _, wrap := range []func(net.Conn) net.Conn{nil, func(c net.Conn) net.Conn { return amqpx.NewCorkConn(c) }} {
+		conn, err := amqpx.Dial(amqpx.DialConfig{URL: amqpsVia(b, p.Addr()), TLS: build(t, tlsconfig.Files{CAFile: certs.CAFile}), WrapConn: wrap})
+		if err != nil {
+			t.Fatalf("dial amqps through the TLS proxy (wrapped: %v): %v", wrap != nil, err)
+		}
+		defer conn.Close()
+		if st := conn.ConnectionState(); !st.HandshakeComplete || st.Version < tls.VersionTLS12 {
+			t.Fatalf("connection (wrapped: %v) is not TLS 1.2+: complete=%v version=%x", wrap != nil, st.HandshakeComplete, st.Version)
+		}
+		roundTrip(t, b, conn)
 	}
-	defer conn.Close()
-	if st := conn.ConnectionState(); !st.HandshakeComplete || st.Version < tls.VersionTLS12 {
-		t.Fatalf("connection is not TLS 1.2+: complete=%v version=%x", st.HandshakeComplete, st.Version)
-	}
-	roundTrip(t, b, conn)
 }
 
 func TestDialTLSWithWrongCAFailsClearly(t *testing.T) {
