@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -23,7 +24,11 @@ func Ceiling(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	defer s.Close()
-	conn, err := amqpx.Dial(amqpx.DialConfig{URL: o.AMQPURL, Name: "syncworker-bench-ceiling"})
+	// Publishes are held back and written together, as the relay writes a batch's, so that
+	// the ceiling stays the broker's limit rather than that of one system call per message.
+	var cork *amqpx.CorkConn
+	conn, err := amqpx.Dial(amqpx.DialConfig{URL: o.AMQPURL, Name: "syncworker-bench-ceiling",
+		WrapConn: func(c net.Conn) net.Conn { cork = amqpx.NewCorkConn(c); return cork }})
 	if err != nil {
 		return Result{}, err
 	}
@@ -35,7 +40,7 @@ func Ceiling(ctx context.Context, o Options) (Result, error) {
 	per := (o.Messages + o.Channels - 1) / o.Channels
 	for c := 0; c < o.Channels; c++ {
 		from, to := c*per, min((c+1)*per, o.Messages)
-		g.Go(func() error { return publishConfirmed(gctx, conn, s, payload, from, to, o.Window) })
+		g.Go(func() error { return publishConfirmed(gctx, conn, cork, s, payload, from, to, o.Window) })
 	}
 	if err := g.Wait(); err != nil {
 		return Result{}, err
@@ -51,8 +56,9 @@ func Ceiling(ctx context.Context, o Options) (Result, error) {
 }
 
 // publishConfirmed publishes ids from..to-1 on one channel keeping at most window confirms
-// outstanding, and fails on any nack.
-func publishConfirmed(ctx context.Context, conn *amqp.Connection, s *sink, payload []byte, from, to, window int) error {
+// outstanding, and fails on any nack. Its publishes are held back in cork until it waits for
+// confirms.
+func publishConfirmed(ctx context.Context, conn *amqp.Connection, cork *amqpx.CorkConn, s *sink, payload []byte, from, to, window int) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return err
@@ -79,23 +85,32 @@ func publishConfirmed(ctx context.Context, conn *amqp.Connection, s *sink, paylo
 		}
 	}
 	for i := from; i < to; i++ {
-		for outstanding >= window {
+		if outstanding >= window {
+			cork.Flush()
 			if err := await(); err != nil {
 				return err
+			}
+			for len(confirms) > 0 && outstanding > 0 { // the rest that already came
+				if err := await(); err != nil {
+					return err
+				}
 			}
 		}
 		// Shaped as the relay publishes a pre-filled row (properties, partition-key header,
 		// mandatory), so the ceiling is the broker's limit for the same messages.
+		cork.Hold()
 		err := ch.PublishWithContext(ctx, s.Exchange, s.RoutingKey, true, false, amqp.Publishing{
 			DeliveryMode: amqp.Persistent, MessageId: strconv.Itoa(i), Type: "bench",
 			ContentType: outbox.DefaultContentType, AppId: "syncworker", Timestamp: time.Now(),
 			Headers: amqp.Table{outbox.HeaderPartitionKey: "k" + strconv.Itoa(i%1000)}, Body: payload,
 		})
+		cork.Release()
 		if err != nil {
 			return err
 		}
 		outstanding++
 	}
+	cork.Flush()
 	for outstanding > 0 {
 		if err := await(); err != nil {
 			return err
