@@ -1,22 +1,11 @@
 package publisher
 
 import (
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/syncworker/syncworker/internal/testenv"
 )
-
-// countingConn counts the writes that reach the socket.
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(b []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(b)
-}
 
 // A batch's publishes are held back and leave together (amqpx.CorkConn): a backlog costs far
 // fewer socket writes than messages. Eight partitions share four channels of one fresh
@@ -46,21 +35,18 @@ func TestBatchPublishesLeaveInFewWrites(t *testing.T) {
 		e.write(msgs[i : i+500]...)
 	}
 
-	var writes, dials atomic.Int64
+	var sock testenv.WriteCounter
 	cfg := e.config()
 	cfg.Partitions, cfg.Channels = 8, 4
-	cfg.AMQP.WrapConn = func(conn net.Conn) net.Conn {
-		dials.Add(1)
-		return countingConn{Conn: conn, writes: &writes}
-	}
+	cfg.AMQP.WrapConn = sock.Wrap
 	e.start(cfg)
 	e.waitAll(c, want, 60*time.Second)
-	if n := dials.Load(); n != 1 {
+	if n := sock.Conns(); n != 1 {
 		t.Errorf("the relay dialed %d times, want 1 (no connection was cut)", n)
 	}
 	// One write per message without holding back; the bound leaves room for the handshake,
 	// channel opens, exchange checks, heartbeats and flushes while a window is full.
-	if n := writes.Load(); n > total/5 {
+	if n := sock.Writes(); n > total/5 {
 		t.Errorf("%d socket writes for %d messages, want at most %d", n, total, total/5)
 	} else {
 		t.Logf("%d socket writes for %d messages", n, total)

@@ -78,30 +78,33 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 	if s.testHookAfterCommit != nil {
 		s.testHookAfterCommit()
 	}
-	// Committed: ack the applied and the duplicates, then move the failures on.
+	// Committed: ack the applied and the duplicates (in one socket write), then move the
+	// failures on.
 	var moves []move
 	var moved []*item
 	committed, dups := 0, 0
 	now := time.Now()
-	for _, it := range items {
-		if it.err == nil {
-			committed++
-			if it.outcome == outcomeDuplicate {
-				dups++
+	sess.cork.Batch(func() {
+		for _, it := range items {
+			if it.err == nil {
+				committed++
+				if it.outcome == outcomeDuplicate {
+					dups++
+				}
+				ackQuietly(s.log, &it.d)
+				continue
 			}
-			ackQuietly(s.log, &it.d)
-			continue
+			mv, parked, attempts := s.moveFor(&it.d, it.err, now)
+			moves = append(moves, mv)
+			moved = append(moved, it)
+			level := s.log.Warn
+			if parked {
+				level = s.log.Error
+			}
+			level("message failed", zap.String("message_id", it.d.MessageId), zap.Int("attempts", attempts),
+				zap.Bool("parked", parked), zap.String("to", mv.queue), zap.Error(it.err))
 		}
-		mv, parked, attempts := s.moveFor(&it.d, it.err, now)
-		moves = append(moves, mv)
-		moved = append(moved, it)
-		level := s.log.Warn
-		if parked {
-			level = s.log.Error
-		}
-		level("message failed", zap.String("message_id", it.d.MessageId), zap.Int("attempts", attempts),
-			zap.Bool("parked", parked), zap.String("to", mv.queue), zap.Error(it.err))
-	}
+	})
 	if committed > 0 {
 		s.cfg.Metrics.Consumed(committed)
 	}
@@ -114,14 +117,16 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 	if err := sess.mover.publish(ctx, moves); err != nil {
 		return err
 	}
-	for i, it := range moved {
-		ackQuietly(s.log, &it.d)
-		if moves[i].queue == s.parkingLot {
-			s.cfg.Metrics.Parked()
-		} else {
-			s.cfg.Metrics.Retried(failedAttempts(moves[i].pub.Headers))
+	sess.cork.Batch(func() {
+		for i, it := range moved {
+			ackQuietly(s.log, &it.d)
+			if moves[i].queue == s.parkingLot {
+				s.cfg.Metrics.Parked()
+			} else {
+				s.cfg.Metrics.Retried(failedAttempts(moves[i].pub.Headers))
+			}
 		}
-	}
+	})
 	return nil
 }
 

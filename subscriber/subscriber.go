@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,8 @@ type Subscriber struct {
 
 	// testHookAfterCommit, when set by a test, runs after a batch committed and before its acks.
 	testHookAfterCommit func()
+	// testWrapConn, when set by a test, wraps the broker connection (to count its writes).
+	testWrapConn func(net.Conn) net.Conn
 }
 
 // Consuming reports whether the subscriber is connected and consuming its queue now, for
@@ -107,10 +110,19 @@ func (s *Subscriber) Run(ctx context.Context) error {
 // Concurrency lanes.
 type session struct {
 	mover *mover
+	cork  *amqpx.CorkConn // the connection's socket: a batch's acks leave in one write
 }
 
 func (s *Subscriber) session(ctx context.Context) error {
-	conn, err := amqpx.DialRetry(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, TLS: s.cfg.AMQPTLS, Name: s.cfg.ConnectionName}, s.log)
+	var cork *amqpx.CorkConn
+	wrap := func(c net.Conn) net.Conn {
+		if s.testWrapConn != nil {
+			c = s.testWrapConn(c)
+		}
+		cork = amqpx.NewCorkConn(c)
+		return cork
+	}
+	conn, err := amqpx.DialRetry(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, TLS: s.cfg.AMQPTLS, Name: s.cfg.ConnectionName, WrapConn: wrap}, s.log)
 	if err != nil {
 		return err
 	}
@@ -144,7 +156,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 	// Work outlives ctx by up to StopTimeout, so a stop lets in-flight batches commit and ack.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	sess := &session{mover: mv}
+	sess := &session{mover: mv, cork: cork}
 	fatal := make(chan error, s.cfg.Concurrency)
 	lanes := make([]*laneQueue, s.cfg.Concurrency)
 	var wg sync.WaitGroup

@@ -59,6 +59,15 @@ func (c *CorkConn) Release() {
 	c.mu.Unlock()
 }
 
+// Batch holds back the writes f makes, then sends them together. f must not wait on the
+// broker.
+func (c *CorkConn) Batch(f func()) {
+	c.Hold()
+	f()
+	c.Release()
+	c.Flush()
+}
+
 // Flush sends what is buffered.
 func (c *CorkConn) Flush() {
 	c.mu.Lock()

@@ -61,6 +61,11 @@ func TestCorkConnSendsHeldWritesTogetherInOrder(t *testing.T) {
 	if got := string(rec.joined()); got != "abcdef" || len(rec.writes) != 3 {
 		t.Fatalf("writes = %q, want [a bcd ef]", rec.writes)
 	}
+
+	c.Batch(func() { mustWrite(t, c, "g"); mustWrite(t, c, "h") })
+	if len(rec.writes) != 4 || string(rec.writes[3]) != "gh" {
+		t.Fatalf("writes = %q, want the batch's as one: [a bcd ef gh]", rec.writes)
+	}
 }
 
 func TestCorkConnBoundsWhatItHolds(t *testing.T) {
