@@ -14,14 +14,15 @@ import (
 // The caller that finds no DELETE running runs one for everything pending. Requests that
 // arrive meanwhile go in the next one, run by a short-lived goroutine, so no caller waits for
 // more than the statement running when it came and its own. A caller whose context ends
-// stops waiting; its rows may still be deleted by that goroutine (they were confirmed), which
-// can then outlive Relay.Run by at most dbTimeout.
+// stops waiting; its rows may still be deleted by that goroutine (they were confirmed), and
+// Relay.Run waits for it (at most dbTimeout) before it returns.
 type deleter struct {
 	del func(ctx context.Context, ids []int64) error // RelayStore.Delete
 
-	mu      sync.Mutex
-	running bool
-	pending []deleteRequest
+	mu       sync.Mutex
+	running  bool
+	pending  []deleteRequest
+	followUp sync.WaitGroup // the goroutines running later rounds
 }
 
 // maxMergedIDs is the largest DELETE that is merged with others. Larger ones come from a
@@ -83,10 +84,16 @@ func (d *deleter) run(ctx context.Context) {
 	d.running = more
 	d.mu.Unlock()
 	if more {
+		d.followUp.Add(1) // counted before this round's caller can return: wait sees it
 		go func() {
+			defer d.followUp.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), dbTimeout)
 			defer cancel()
 			d.run(ctx)
 		}()
 	}
 }
+
+// wait returns when no round started by a goroutine of its own is running. Call it once
+// nobody calls delete any more.
+func (d *deleter) wait() { d.followUp.Wait() }

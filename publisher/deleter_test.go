@@ -136,3 +136,47 @@ func sorted(ids []int64) []int64 {
 	slices.Sort(out)
 	return out
 }
+
+// The round that deletes the rows of a caller that gave up runs on after it, and Relay.Run
+// must not return before it ends (deleter.wait): the database may be closed right after Run.
+func TestDeleterWaitCoversTheRoundOfACallerThatGaveUp(t *testing.T) {
+	gates := []chan struct{}{make(chan struct{}), make(chan struct{})}
+	var mu sync.Mutex
+	var statements int
+	d := &deleter{del: func(ctx context.Context, ids []int64) error {
+		mu.Lock()
+		n := statements
+		statements++
+		mu.Unlock()
+		<-gates[n]
+		return nil
+	}}
+	started := func() int { mu.Lock(); defer mu.Unlock(); return statements }
+	first := deleteAsync(t.Context(), d, 1)
+	for started() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	impatient, cancel := context.WithCancel(t.Context())
+	gaveUp := deleteAsync(impatient, d, 2)
+	waitPending(t, d, 1)
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("caller whose context ended got %v", err)
+	}
+	close(gates[0])
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for started() < 2 { // the abandoned request's round, in a goroutine of its own
+		time.Sleep(time.Millisecond)
+	}
+	waited := make(chan struct{})
+	go func() { d.wait(); close(waited) }()
+	select {
+	case <-waited:
+		t.Fatal("wait returned while the abandoned request's DELETE still runs")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gates[1])
+	<-waited
+}

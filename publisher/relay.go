@@ -166,6 +166,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.parts = map[int]*partition{}
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.deleter.wait() // a DELETE a stopped partition stopped waiting for
 	if !r.crashed.Load() {
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if err := r.leases.Release(bg, r.cfg.leaseGroup(), r.cfg.MemberID, owned); err != nil {
