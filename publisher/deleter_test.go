@@ -9,12 +9,13 @@ import (
 	"time"
 )
 
-// scriptedDeletes records every statement the deleter runs; a statement blocks until the
-// test releases it when gate is set.
+// scriptedDeletes records every statement the deleter runs; the first statement blocks until
+// the test closes gate, when gate is set, and the second likewise with gate2.
 type scriptedDeletes struct {
 	mu    sync.Mutex
 	calls [][]int64
 	gate  chan struct{}
+	gate2 chan struct{}
 	fail  map[int]error // by call number
 }
 
@@ -22,9 +23,16 @@ func (s *scriptedDeletes) del(ctx context.Context, ids []int64) error {
 	s.mu.Lock()
 	n := len(s.calls)
 	s.calls = append(s.calls, slices.Clone(ids))
-	gate, err := s.gate, s.fail[n]
+	err := s.fail[n]
+	var gate chan struct{}
+	switch n {
+	case 0:
+		gate = s.gate
+	case 1:
+		gate = s.gate2
+	}
 	s.mu.Unlock()
-	if gate != nil && n == 0 {
+	if gate != nil {
 		select {
 		case <-gate:
 		case <-ctx.Done():
@@ -97,9 +105,10 @@ func TestDeleterMergesDeletesThatArriveWhileOneRuns(t *testing.T) {
 	}
 }
 
-func TestDeleterCallerThatGivesUpDoesNotStallTheOthers(t *testing.T) {
-	s := &scriptedDeletes{gate: make(chan struct{})}
-	d := &deleter{del: s.del}
+// abandonSecond starts a delete of row 1 (its statement held by s.gate), queues row 2 behind
+// it and has that caller give up. It returns the first caller's result.
+func abandonSecond(t *testing.T, d *deleter, s *scriptedDeletes) chan error {
+	t.Helper()
 	first := deleteAsync(t.Context(), d, 1)
 	for len(s.statements()) == 0 {
 		time.Sleep(time.Millisecond)
@@ -111,6 +120,13 @@ func TestDeleterCallerThatGivesUpDoesNotStallTheOthers(t *testing.T) {
 	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
 		t.Fatalf("caller whose context ended got %v", err)
 	}
+	return first
+}
+
+func TestDeleterCallerThatGivesUpDoesNotStallTheOthers(t *testing.T) {
+	s := &scriptedDeletes{gate: make(chan struct{})}
+	d := &deleter{del: s.del}
+	first := abandonSecond(t, d, s)
 	close(s.gate)
 	if err := <-first; err != nil {
 		t.Fatal(err)
@@ -140,34 +156,14 @@ func sorted(ids []int64) []int64 {
 // The round that deletes the rows of a caller that gave up runs on after it, and Relay.Run
 // must not return before it ends (deleter.wait): the database may be closed right after Run.
 func TestDeleterWaitCoversTheRoundOfACallerThatGaveUp(t *testing.T) {
-	gates := []chan struct{}{make(chan struct{}), make(chan struct{})}
-	var mu sync.Mutex
-	var statements int
-	d := &deleter{del: func(ctx context.Context, ids []int64) error {
-		mu.Lock()
-		n := statements
-		statements++
-		mu.Unlock()
-		<-gates[n]
-		return nil
-	}}
-	started := func() int { mu.Lock(); defer mu.Unlock(); return statements }
-	first := deleteAsync(t.Context(), d, 1)
-	for started() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	impatient, cancel := context.WithCancel(t.Context())
-	gaveUp := deleteAsync(impatient, d, 2)
-	waitPending(t, d, 1)
-	cancel()
-	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
-		t.Fatalf("caller whose context ended got %v", err)
-	}
-	close(gates[0])
+	s := &scriptedDeletes{gate: make(chan struct{}), gate2: make(chan struct{})}
+	d := &deleter{del: s.del}
+	first := abandonSecond(t, d, s)
+	close(s.gate)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	for started() < 2 { // the abandoned request's round, in a goroutine of its own
+	for len(s.statements()) < 2 { // the abandoned request's round, in a goroutine of its own
 		time.Sleep(time.Millisecond)
 	}
 	waited := make(chan struct{})
@@ -177,6 +173,6 @@ func TestDeleterWaitCoversTheRoundOfACallerThatGaveUp(t *testing.T) {
 		t.Fatal("wait returned while the abandoned request's DELETE still runs")
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(gates[1])
+	close(s.gate2)
 	<-waited
 }
