@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,16 +57,7 @@ func (m *connManager) run(ctx context.Context) {
 			case <-time.After(pause):
 			}
 		}
-		var cork *amqpx.CorkConn
-		dial, wrap := m.dial, m.dial.WrapConn
-		dial.WrapConn = func(c net.Conn) net.Conn {
-			if wrap != nil {
-				c = wrap(c)
-			}
-			cork = amqpx.NewCorkConn(c)
-			return cork
-		}
-		conn, err := amqpx.DialRetry(ctx, dial, m.log)
+		conn, cork, err := amqpx.DialRetryCorked(ctx, m.dial, m.log)
 		if err != nil {
 			return // ctx ended
 		}

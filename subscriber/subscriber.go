@@ -114,15 +114,8 @@ type session struct {
 }
 
 func (s *Subscriber) session(ctx context.Context) error {
-	var cork *amqpx.CorkConn
-	wrap := func(c net.Conn) net.Conn {
-		if s.testWrapConn != nil {
-			c = s.testWrapConn(c)
-		}
-		cork = amqpx.NewCorkConn(c)
-		return cork
-	}
-	conn, err := amqpx.DialRetry(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, TLS: s.cfg.AMQPTLS, Name: s.cfg.ConnectionName, WrapConn: wrap}, s.log)
+	conn, cork, err := amqpx.DialRetryCorked(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, TLS: s.cfg.AMQPTLS,
+		Name: s.cfg.ConnectionName, WrapConn: s.testWrapConn}, s.log)
 	if err != nil {
 		return err
 	}

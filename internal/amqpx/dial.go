@@ -115,6 +115,25 @@ func DialRetry(ctx context.Context, cfg DialConfig, log *zap.Logger) (*amqp.Conn
 	}
 }
 
+// DialRetryCorked is DialRetry for a connection whose socket is a CorkConn (around what
+// cfg.WrapConn returns, if set), which it returns too.
+func DialRetryCorked(ctx context.Context, cfg DialConfig, log *zap.Logger) (*amqp.Connection, *CorkConn, error) {
+	var cork *CorkConn
+	wrap := cfg.WrapConn
+	cfg.WrapConn = func(c net.Conn) net.Conn {
+		if wrap != nil {
+			c = wrap(c)
+		}
+		cork = NewCorkConn(c)
+		return cork
+	}
+	conn, err := DialRetry(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return conn, cork, nil
+}
+
 // clientTLS returns a copy of cfg (a default one when nil) naming host as the server unless
 // cfg names one: the caller's config stays reusable for other hosts.
 func clientTLS(cfg *tls.Config, host string) *tls.Config {
