@@ -7,8 +7,8 @@ import (
 
 // deleter merges the DELETEs of partitions that settle while another DELETE is running into
 // one statement: at moderate rates the watcher hands rows to one partition after another,
-// and each used to commit a DELETE of its own. A partition still waits for its own rows to
-// be deleted before it settles (and before it shows a ticket), so nothing changes for the
+// and each used to commit a DELETE of its own. Each partition's request still returns only
+// once its own rows are deleted (partition's deletions track it), so nothing changes for the
 // rows; only the statement is shared.
 //
 // The caller that finds no DELETE running runs one for everything pending. Requests that

@@ -22,7 +22,8 @@ import (
 // The protocol that keeps a row from being published twice: a waiting partition shows a
 // ticket (a number it never shows again). The watcher reads the tickets before it reads the
 // rows; a partition with a ticket had already settled its last sweep, so rows read afterwards
-// are rows it has not published. The partition takes a hand-off only while it still waits with
+// are rows it has not published, or published rows whose DELETE it started and drops
+// (deletions.go). The partition takes a hand-off only while it still waits with
 // that ticket, that is before any sweep of its own; a hand-off for an older ticket is stale and
 // makes it sweep its range instead.
 
@@ -38,6 +39,7 @@ type handoff struct {
 func (p *partition) waitForWork(ctx context.Context, wait time.Duration) []outbox.PendingRow {
 	p.tickets++
 	ticket := p.tickets
+	p.deletions.forgetFinished() // a read for this ticket begins after those DELETEs finished
 	p.ticket.Store(ticket)
 	t := time.NewTimer(wait)
 	var given []outbox.PendingRow

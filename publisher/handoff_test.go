@@ -96,7 +96,7 @@ func TestRowBehindARetryIsNotHandedOver(t *testing.T) {
 // a hand-off for that ticket, and sweeps instead of taking one meant for an earlier wait.
 func TestPartitionTakesOnlyAHandoffForTheTicketItShows(t *testing.T) {
 	t.Parallel()
-	p := &partition{r: &Relay{reads: NopMetrics{}}, wake: make(chan struct{}, 1), handoff: make(chan handoff, 1)}
+	p := &partition{r: &Relay{reads: NopMetrics{}}, wake: make(chan struct{}, 1), handoff: make(chan handoff, 1), deletions: newDeletions()}
 	rows := []outbox.PendingRow{{ID: 7}}
 	handTo := func(ticketDelta int64) {
 		go func() {

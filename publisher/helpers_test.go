@@ -62,11 +62,15 @@ type running struct {
 	done   chan error
 }
 
-func (e *env) start(cfg Config) *running {
+// start runs a relay; prepare, if given, may change it before it runs.
+func (e *env) start(cfg Config, prepare ...func(*Relay)) *running {
 	e.t.Helper()
 	r, err := New(cfg)
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
+	}
+	for _, f := range prepare {
+		f(r)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	run := &running{relay: r, cancel: cancel, done: make(chan error, 1)}

@@ -17,7 +17,8 @@ import (
 // rows before the next one reads the partition again from the start of its range (or
 // publishes rows the watcher handed over, see handoff.go). So no row is read twice while in
 // flight, no watermark can pass a row that commits late, and the rows of a key go out in id
-// order.
+// order. Only the DELETE of the confirmed rows runs on in the background (deletions.go); the
+// rows it has not removed yet are dropped from later reads.
 type partition struct {
 	r      *Relay
 	no     int
@@ -36,6 +37,7 @@ type partition struct {
 	validUntil atomic.Int64  // ns since r.start; past it the lease may have expired
 	ticket     atomic.Uint64 // non-zero while it waits for work: it may be handed rows (handoff.go)
 	handoff    chan handoff
+	deletions  *deletions // its confirmed rows' DELETEs running in the background
 	wake       chan struct{}
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -47,7 +49,7 @@ func (r *Relay) startPartition(no int, token uint64, validUntil int64) *partitio
 	lo, hi := outbox.PartitionRange(no, r.cfg.Partitions)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &partition{r: r, no: no, lo: lo, hi: hi, from: lo, token: token, wake: make(chan struct{}, 1),
-		handoff: make(chan handoff, 1), cancel: cancel, done: make(chan struct{})}
+		handoff: make(chan handoff, 1), deletions: newDeletions(), cancel: cancel, done: make(chan struct{})}
 	p.validUntil.Store(validUntil)
 	r.parts[no] = p
 	r.wg.Add(1)
@@ -76,6 +78,9 @@ func (p *partition) leaseValid() bool {
 }
 
 func (p *partition) run(ctx context.Context) {
+	// Its rows are deleted before it is done: the next owner of the lease (after done) would
+	// otherwise publish them again.
+	defer p.deletions.wait()
 	log := p.r.log.With(zap.Int("partition", p.no))
 	errWait := 50 * time.Millisecond
 	var given []outbox.PendingRow // rows handed over for the next sweep to publish
@@ -127,7 +132,7 @@ func (p *partition) sleep(ctx context.Context, d time.Duration) {
 // else what it reads of its range, and settles it. It returns how many rows it published
 // (confirmed or not), when the earliest waiting row becomes ready, and whether the partition is
 // clean now: its whole range was read, by this sweep or for the rows given, without anything to
-// skip, and every row is confirmed and deleted.
+// skip, and every row is confirmed (its DELETE started).
 func (p *partition) sweep(ctx context.Context, given []outbox.PendingRow) (int, time.Duration, bool, error) {
 	r := p.r
 	cfg := &r.cfg
@@ -146,6 +151,9 @@ func (p *partition) sweep(ctx context.Context, given []outbox.PendingRow) (int, 
 	}
 	for i := range rows {
 		r.noteSeen(rows[i].ID)
+	}
+	if rows = p.deletions.drop(rows); len(rows) == 0 {
+		return 0, 0, read, nil // all published already, their DELETEs still running
 	}
 	pc, err := r.conns.channel(ctx, p.no%cfg.Channels)
 	if err != nil {
@@ -252,6 +260,10 @@ publishing:
 func (p *partition) fetch(ctx context.Context) (res outbox.FetchResult, whole bool, err error) {
 	cfg := &p.r.cfg
 	p.dropStaleHandoff()
+	// Rows being deleted would fill the read (a drain's next batch would be the last one
+	// again): a read of its own starts once they are gone.
+	p.deletions.wait()
+	p.deletions.forgetFinished()
 	p.lastRead = time.Now()
 	p.r.reads.OwnRead()
 	from := p.from
@@ -276,11 +288,12 @@ func (p *partition) fetch(ctx context.Context) (res outbox.FetchResult, whole bo
 	return res, whole, nil
 }
 
-// settle deletes the confirmed rows and records the failed ones, in row order so that in
-// strict order a confirmed row after a failed row of its key is held back: it is published
-// again after the failed one, so the last copy the broker sees of each message is in order.
-// It returns the shortest retry delay it scheduled, and whether every row is confirmed and
-// deleted. When stopping (shutdown), the database work is bounded by ShutdownTimeout as well.
+// settle starts deleting the confirmed rows (in the background) and records the failed ones,
+// in row order so that in strict order a confirmed row after a failed row of its key is held
+// back: it is published again after the failed one, so the last copy the broker sees of each
+// message is in order. It returns the shortest retry delay it scheduled, and whether every row
+// is confirmed. When stopping (shutdown), the database work is bounded by ShutdownTimeout as
+// well.
 func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping bool) (retryIn time.Duration, cleared bool) {
 	r := p.r
 	cfg := &r.cfg
@@ -326,14 +339,13 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 	if stopping {
 		limit = min(limit, cfg.ShutdownTimeout)
 	}
+	if len(done) > 0 {
+		delCtx, delCancel := context.WithTimeout(context.Background(), limit)
+		p.deleteInBackground(done, delCtx, delCancel)
+	}
+	cleared = len(done) == len(rows)
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	if err := retryDB(ctx, func() error { return r.deleter.delete(ctx, done) }); err != nil {
-		r.log.Warn("could not delete published rows; they will be published again", zap.Int("rows", len(done)), zap.Error(err))
-	} else {
-		cfg.Metrics.Published(len(done))
-		cleared = len(done) == len(rows)
-	}
 	if len(failures) > 0 {
 		if err := retryDB(ctx, func() error { return r.store.RecordFailures(ctx, failures) }); err != nil {
 			r.log.Warn("could not record failed publishes; they will be retried without backoff",
