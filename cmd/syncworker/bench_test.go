@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func TestBenchScenariosReportStableJSON(t *testing.T) {
 		{"ceiling", []string{"ceiling"}, []string{"msgs_per_s"}, nil},
 		{"write", []string{"write-base", "write-1", "write-10", "write-10-plain"}, []string{"p50_ms", "p99_ms"}, nil},
 		// Alone, relay measures its own ceiling first.
-		{"relay", []string{"ceiling", "relay"}, []string{"ceiling_msgs_per_s", "ratio", "peak_rss_mb"}, nil},
+		{"relay", []string{"ceiling", "relay"}, []string{"ceiling_msgs_per_s", "ratio", "peak_rss_mb"}, []string{"--pairs", "2"}},
 		{"backlog", []string{"backlog-small", "backlog-large"}, []string{"peak_rss_mb"}, nil},
 		{"latency", []string{"latency"}, []string{"p50_ms", "p95_ms", "p99_ms", "max_ms"}, []string{"--duration", "1s", "--rate", "200"}},
 		{"apply", []string{"apply", "apply-batch-1"}, nil, nil},
@@ -63,9 +64,16 @@ func TestBenchScenariosReportStableJSON(t *testing.T) {
 			if tc.scenario == "latency" && (r["lost"] != float64(0) || r["messages"].(float64) == 0) {
 				t.Fatalf("latency lost messages or sent none: %q", line)
 			}
+			if r["scenario"] == "relay" && !strings.Contains(fmt.Sprint(r["note"]), "median of 2 ceiling/relay pairs, ratios ") {
+				t.Fatalf("relay with --pairs 2: note %q does not report the two pairs", r["note"])
+			}
 		}
 	}
-	code, _, errOut := runCLI(t, env, "", "bench", "nope")
+	code, _, errOut := runCLI(t, env, "", "bench", "relay", "--pairs", "0")
+	if code == 0 || !strings.Contains(errOut, "--pairs must be positive") {
+		t.Fatalf("--pairs 0: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, env, "", "bench", "nope")
 	if code == 0 || !strings.Contains(errOut, `unknown scenario "nope"`) {
 		t.Fatalf("unknown scenario: exit %d, %q", code, errOut)
 	}

@@ -17,12 +17,13 @@ import (
 	"github.com/syncworker/syncworker/publisher"
 )
 
-// relayPairs is how many ceiling/relay pairs the relay scenario measures. On a small shared
-// machine one pair's ratio spreads widely (0.53 to 0.92 for one binary in one session), so the
-// scenario reports the pair with the median ratio and lists every pair's ratio in the note.
-const relayPairs = 3
+// defaultRelayPairs is how many ceiling/relay pairs the relay scenario measures unless
+// o.Pairs says otherwise. On a small shared machine one pair's ratio spreads widely (0.53 to
+// 0.92 for one binary in one session, 0.62 to 0.98 in another), so the scenario reports the
+// pair with the median ratio and lists every pair's ratio in the note.
+const defaultRelayPairs = 3
 
-// Relay measures relayPairs interleaved pairs of a ceiling and a relay drain: o.Messages
+// Relay measures o.Pairs interleaved pairs of a ceiling and a relay drain: o.Messages
 // outbox rows are pre-filled (not timed), then a relay process drains them until the sink
 // consumed all of them. The relay runs as a child process (`syncworker relay`, o.RelayBinary)
 // with the bench's channel count and confirm window, so its peak RSS (VmHWM, read from /proc
@@ -34,9 +35,13 @@ func Relay(ctx context.Context, o Options, prior []Result) ([]Result, error) {
 		ceiling, relay Result
 		ratio          float64
 	}
+	n := o.Pairs
+	if n == 0 {
+		n = defaultRelayPairs
+	}
 	var pairs []pair
-	ratios := make([]string, 0, relayPairs)
-	for range relayPairs {
+	ratios := make([]string, 0, n)
+	for range n {
 		c, err := Ceiling(ctx, o)
 		if err != nil {
 			return nil, fmt.Errorf("ceiling: %w", err)
@@ -55,7 +60,7 @@ func Relay(ctx context.Context, o Options, prior []Result) ([]Result, error) {
 	r.Scenario = "relay"
 	r.CeilingMsgsPerS, r.Ratio = ptr(median.ceiling.MsgsPerS), ptr(median.ratio)
 	r.Note = fmt.Sprintf("median of %d ceiling/relay pairs, ratios %s in run order; %s",
-		relayPairs, strings.Join(ratios, " / "), r.Note)
+		n, strings.Join(ratios, " / "), r.Note)
 	var out []Result
 	if _, ok := findResult(prior, "ceiling"); !ok {
 		out = append(out, median.ceiling)
