@@ -67,10 +67,12 @@ func StartMariaDB(t testing.TB, certs *Certs) *MariaDB {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	data := filepath.Join(dir, "data")
-	small := []string{"--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M"}
+	// Small, with its own tmpdir: in /tmp, shared with the other servers and tests, a bootstrap
+	// once lost a temporary table ("Could not remove temporary table ... error: 2") and failed.
+	serverOpts := []string{"--innodb-log-file-size=4M", "--innodb-buffer-pool-size=16M", "--tmpdir=" + dir}
 
 	install := exec.Command(installDB, append([]string{"--no-defaults", "--datadir=" + data, "--user=" + runAs,
-		"--auth-root-authentication-method=normal", "--skip-test-db"}, small...)...)
+		"--auth-root-authentication-method=normal", "--skip-test-db"}, serverOpts...)...)
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("%s failed: %v\n%s", installDB, err, out)
 	}
@@ -84,7 +86,7 @@ func StartMariaDB(t testing.TB, certs *Certs) *MariaDB {
 			"--bind-address=127.0.0.1", "--port=" + strings.TrimPrefix(m.Addr, "127.0.0.1:"),
 			"--socket=" + m.Socket, "--pid-file=" + filepath.Join(dir, "mysqld.pid"), "--log-error=" + logFile,
 			"--skip-name-resolve", "--ssl-ca=" + certs.CAFile, "--ssl-cert=" + certs.ServerCertFile,
-			"--ssl-key=" + certs.ServerKeyFile, "--require-secure-transport=ON"}, small...)
+			"--ssl-key=" + certs.ServerKeyFile, "--require-secure-transport=ON"}, serverOpts...)
 		err := m.run(t, mariadbd, args, logFile)
 		if err == nil {
 			return m
