@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -27,30 +26,6 @@ type RelayStore struct {
 	deadInsertHead        string
 	watch, rangesHead     string
 	stats                 string
-}
-
-// pendingCols is what the relay reads of a row to publish it; scanPending reads them.
-const pendingCols = `id, partition_hash, message_id, exchange_name, routing_key, partition_key, event_type, aggregate_type,
-  content_type, correlation_id, headers, payload, UNIX_TIMESTAMP(created_at), attempts,
-  TIMESTAMPDIFF(MICROSECOND, NOW(6), next_attempt_at), TIMESTAMPDIFF(MICROSECOND, created_at, NOW(6))`
-
-// scanPending reads one row of pendingCols. readAt is when the query started: the row's
-// WrittenAt is its age on the database clock subtracted from it. wait is how long the row
-// still waits for its next attempt (0 when it is ready).
-func scanPending(rows *sql.Rows, readAt time.Time) (r PendingRow, hash uint32, wait time.Duration, err error) {
-	var created sql.NullString
-	var waitUS, ageUS sql.NullInt64
-	if err := rows.Scan(&r.ID, &hash, &r.MessageID, &r.Exchange, &r.RoutingKey, &r.PartitionKey, &r.Type,
-		&r.AggregateType, &r.ContentType, &r.CorrelationID, &r.Headers, &r.Payload, &created,
-		&r.Attempts, &waitUS, &ageUS); err != nil {
-		return r, 0, 0, err
-	}
-	r.WrittenAt = readAt.Add(-time.Duration(max(ageUS.Int64, 0)) * time.Microsecond)
-	r.CreatedAt = parseUnixTime(created.String)
-	if waitUS.Valid && waitUS.Int64 > 0 {
-		wait = time.Duration(waitUS.Int64) * time.Microsecond
-	}
-	return r, hash, wait, nil
 }
 
 // NewRelayStore returns the relay's queries on db for the given table names (empty names take
@@ -177,6 +152,7 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 	fresh := true // the next page starts at from; else right after (lastHash, lastID)
 	var runHash uint32
 	runBlocked := 0 // consecutive held-back rows of runHash
+	scan := newPendingScanner()
 	for {
 		var rows *sql.Rows
 		var err error
@@ -192,16 +168,15 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 		n := 0
 		full, seek := false, false
 		for rows.Next() {
-			r, hash, wait, err := scanPending(rows, fetchStart)
-			if err != nil {
+			if err := scan.scan(rows); err != nil {
 				rows.Close()
 				return res, fmt.Errorf("outbox: fetch: scan row: %w", err)
 			}
 			n++
 			res.Scanned++
-			lastID = r.ID
-			lastHash = hash
-			if wait > 0 {
+			lastID, lastHash = scan.id, scan.hash
+			hash := scan.hash
+			if wait := scan.wait(); wait > 0 {
 				if res.RetryIn == 0 || wait < res.RetryIn {
 					res.RetryIn = wait
 				}
@@ -209,11 +184,11 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 					if blocked == nil {
 						blocked = map[string]struct{}{}
 					}
-					blocked[r.PartitionKey] = struct{}{}
+					blocked[string(scan.partitionKey())] = struct{}{}
 				}
 				continue
 			}
-			if _, ok := blocked[r.PartitionKey]; ok {
+			if _, ok := blocked[string(scan.partitionKey())]; ok {
 				res.Blocked++
 				if hash != runHash {
 					runHash, runBlocked = hash, 0
@@ -225,6 +200,7 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 				continue
 			}
 			runBlocked = 0
+			r := scan.row(fetchStart)
 			res.Rows = append(res.Rows, r)
 			bytes += len(r.Payload)
 			if len(res.Rows) >= req.Limit || (req.MaxBytes > 0 && bytes >= req.MaxBytes) {
@@ -266,21 +242,6 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 			return res, nil
 		}
 	}
-}
-
-// parseUnixTime reads UNIX_TIMESTAMP(...) output such as "1700000000.123456".
-func parseUnixTime(s string) time.Time {
-	sec, frac, _ := strings.Cut(s, ".")
-	secs, err := strconv.ParseInt(sec, 10, 64)
-	if err != nil {
-		return time.Time{}
-	}
-	var nanos int64
-	if frac != "" {
-		frac = (frac + "000000000")[:9]
-		nanos, _ = strconv.ParseInt(frac, 10, 64)
-	}
-	return time.Unix(secs, nanos)
 }
 
 // Delete removes rows the broker confirmed, with one statement per chunk of ids.

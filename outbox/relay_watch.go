@@ -96,11 +96,12 @@ func (s *RelayStore) FetchRanges(ctx context.Context, ranges []HashRange, limit,
 	defer rows.Close()
 	cur, n, bytes := 0, 0, 0 // the range of the last row; rows and payload bytes read
 	stopped := false
+	scan := newPendingScanner()
 	for rows.Next() {
-		r, hash, wait, err := scanPending(rows, readAt)
-		if err != nil {
+		if err := scan.scan(rows); err != nil {
 			return nil, fmt.Errorf("outbox: fetch partitions: scan row: %w", err)
 		}
+		hash := scan.hash
 		for cur < len(ranges) && hash > ranges[cur].Hi {
 			out[cur].Complete = true // the walk went past its end
 			cur++
@@ -108,12 +109,13 @@ func (s *RelayStore) FetchRanges(ctx context.Context, ranges []HashRange, limit,
 		if cur == len(ranges) || hash < ranges[cur].Lo {
 			// The WHERE clause rules this out; a server that broke it must not be trusted with
 			// what a range holds.
-			return nil, fmt.Errorf("outbox: fetch partitions: row %d has hash %d outside the ranges asked", r.ID, hash)
+			return nil, fmt.Errorf("outbox: fetch partitions: row %d has hash %d outside the ranges asked", scan.id, hash)
 		}
 		n++
-		if wait > 0 {
+		if scan.wait() > 0 {
 			out[cur].Waiting = true
 		} else {
+			r := scan.row(readAt)
 			out[cur].Rows = append(out[cur].Rows, r)
 			bytes += len(r.Payload)
 		}
