@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/zap"
 
 	"github.com/syncworker/syncworker/outbox"
@@ -171,6 +172,7 @@ func (p *partition) sweep(ctx context.Context, given []outbox.PendingRow) (int, 
 	if cfg.KeyWindow > 0 {
 		perKey = map[string]int{}
 	}
+	headers := amqp.Table{} // reused by every row, see publishing
 	sent := 0
 	var brokerErr error // why publishing stopped early, when the broker was the reason
 publishing:
@@ -197,7 +199,7 @@ publishing:
 			brokerErr = err
 			break // the connection is going; the rest stays for the next sweep
 		}
-		msg, err := publishing(row, cfg.AppID)
+		msg, err := publishing(row, cfg.AppID, headers)
 		if err != nil {
 			fail(err.Error())
 			continue
