@@ -65,7 +65,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "how long to run (latency)")
 	fs.IntVar(&o.Channels, "channels", 4, "publishing channels (ceiling, and the relay's in relay, backlog, latency)")
 	fs.IntVar(&o.Window, "window", 512, "outstanding publisher confirms per channel (ceiling and relay; the relay's default)")
-	fs.IntVar(&o.Pairs, "pairs", 3, "ceiling/relay pairs the relay scenario measures; it reports the pair with the median ratio")
+	fs.IntVar(&o.Pairs, "pairs", 5, "ceiling/relay pairs the relay scenario measures; it reports the pair with the median ratio")
 	fs.BoolVar(&o.Notify, "notify", false, "latency: writers call Relay.Notify after each commit (an embedded relay); default off, a relay in its own process polls")
 	fs.DurationVar(&o.Flush, "flush-interval", 0, "subscriber FlushInterval for latency and apply (default: the subscriber's, 0: no wait)")
 	fs.IntVar(&o.BatchSize, "batch", 0, "subscriber group-commit batch for apply (default: the subscriber's, 32)")

@@ -31,7 +31,7 @@ type Options struct {
 	Duration    time.Duration // how long to run (latency)
 	Channels    int           // publishing channels (ceiling; the relay's own setting for relay)
 	Window      int           // outstanding confirms per channel
-	Pairs       int           // ceiling/relay pairs the relay scenario measures (reports the median); 0 = 3
+	Pairs       int           // ceiling/relay pairs the relay scenario measures (reports the median); 0 = 5
 	RelayBinary string        // syncworker binary run as the relay process (relay, backlog)
 	BatchSize   int           // subscriber group-commit batch for apply; 0 = the subscriber's default
 	Notify      bool          // latency: writers call Relay.Notify after each commit
