@@ -89,8 +89,10 @@ func (r *Relay) openTickets() map[*partition]uint64 {
 // holds: everything in its range, so exactly what a sweep of its own would have read. A
 // partition whose range was not read to its end (the read stopped at BatchSize rows or
 // MaxBatchBytes) or holds a row waiting for a retry is woken to sweep instead, as is every one
-// of them when the read fails. pending records the hand-offs sent.
-func (r *Relay) handOff(ctx context.Context, tickets map[*partition]uint64, offered []*partition, pending map[*partition]uint64) {
+// of them when the read fails. pending records the hand-offs sent. A partition for whose range
+// worth returns false is left alone (nil: every partition is served).
+func (r *Relay) handOff(ctx context.Context, tickets map[*partition]uint64, offered []*partition, pending map[*partition]uint64,
+	worth func(outbox.RangeRows) bool) error {
 	slices.SortFunc(offered, func(a, b *partition) int { return cmp.Compare(a.lo, b.lo) })
 	ranges := make([]outbox.HashRange, len(offered))
 	for i, p := range offered {
@@ -101,6 +103,9 @@ func (r *Relay) handOff(ctx context.Context, tickets map[*partition]uint64, offe
 		r.log.Warn("reading partitions with new rows failed; they sweep instead", zap.Error(err))
 	}
 	for i, p := range offered {
+		if err == nil && worth != nil && !worth(got[i]) {
+			continue
+		}
 		if err == nil && got[i].Complete && !got[i].Waiting {
 			if len(got[i].Rows) == 0 {
 				continue // the rows seen are gone already: nothing to do
@@ -114,4 +119,5 @@ func (r *Relay) handOff(ctx context.Context, tickets map[*partition]uint64, offe
 		}
 		p.wakeUp()
 	}
+	return err
 }

@@ -305,9 +305,10 @@ func (e *env) writePaced(msgs []outbox.Message, chunk int, pause time.Duration) 
 // readCounter counts what a relay reports through the optional ReadMetrics.
 type readCounter struct {
 	NopMetrics
-	ownReads, handOffs, handedRows, deletes atomic.Int64
+	ownReads, handOffs, handedRows, deletes, watched atomic.Int64
 }
 
 func (c *readCounter) OwnRead()            { c.ownReads.Add(1) }
 func (c *readCounter) HandOff(rows int)    { c.handOffs.Add(1); c.handedRows.Add(int64(rows)) }
 func (c *readCounter) DeleteStatement(int) { c.deletes.Add(1) }
+func (c *readCounter) Watched(rows int)    { c.watched.Add(int64(rows)) }

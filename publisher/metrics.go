@@ -25,6 +25,7 @@ type ReadMetrics interface {
 	OwnRead()                 // a partition read its own range for a sweep
 	HandOff(rows int)         // a waiting partition took rows the watcher read for it (handoff.go)
 	DeleteStatement(rows int) // one DELETE of published rows ran, for one or more partitions
+	Watched(rows int)         // the watcher read rows looking for new ones (watcher.go)
 }
 
 // NopMetrics discards every measurement.
@@ -42,4 +43,5 @@ func (NopMetrics) Backlog(int64)                  {}
 func (NopMetrics) OldestPendingAge(time.Duration) {}
 func (NopMetrics) OwnRead()                       {}
 func (NopMetrics) HandOff(int)                    {}
+func (NopMetrics) Watched(int)                    {}
 func (NopMetrics) DeleteStatement(int)            {}

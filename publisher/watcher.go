@@ -24,17 +24,27 @@ const watchPage = 256
 // (strict order) do not keep a partition sweeping in vain.
 func (r *Relay) runWatcher(ctx context.Context) {
 	interval := r.cfg.PollInterval
-	var mark, prevMark int64 // rows above mark are looked at; prevMark becomes the next mark
-	var cursor int64         // where the next look starts: mark, or after a full page
+	var mark, prevMark int64  // rows above mark are looked at; prevMark becomes the next mark
+	var cursor int64          // where the next look starts: mark, or after a full page
+	var rangesUntil time.Time // until then looks read the waiting partitions' ranges, see lookRanges
 	rotated := time.Now()
 	dealt := map[int64]struct{}{}      // rows offered for a hand-off already (handoff.go)
 	pending := map[*partition]uint64{} // hand-offs sent, by partition: the ticket they were for
 	for {
 		if r.anyIdle() {
 			lookCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			woke, next, err := r.look(lookCtx, max(cursor, mark), dealt, pending)
+			var woke bool
+			var err error
+			if time.Now().Before(rangesUntil) {
+				woke, err = r.lookRanges(lookCtx, dealt, pending)
+			} else {
+				var backlog bool
+				woke, cursor, backlog, err = r.look(lookCtx, max(cursor, mark), dealt, pending)
+				if backlog {
+					rangesUntil, cursor = time.Now().Add(r.cfg.LateCommitWindow), 0
+				}
+			}
 			cancel()
-			cursor = next
 			switch {
 			case err != nil && ctx.Err() == nil:
 				r.log.Warn("looking for new rows failed", zap.Error(err))
@@ -69,19 +79,15 @@ func (r *Relay) runWatcher(ctx context.Context) {
 
 // look hands over, or wakes the partitions of, the ready rows above from it has not dealt with
 // before. It returns where the next look starts: after this page when it was full, else 0
-// (back to the mark).
-func (r *Relay) look(ctx context.Context, from int64, dealt map[int64]struct{}, pending map[*partition]uint64) (bool, int64, error) {
-	woke := false
-	tickets := r.openTickets() // before the rows: see handoff.go
-	for p, t := range pending {
-		if tickets[p] != t {
-			delete(pending, p) // taken (or dropped): the partition waits with a new ticket, or not at all
-		}
-	}
+// (back to the mark); and backlog when the page was full without a row for a waiting
+// partition: the busy partitions have a backlog above the mark.
+func (r *Relay) look(ctx context.Context, from int64, dealt map[int64]struct{}, pending map[*partition]uint64) (woke bool, next int64, backlog bool, err error) {
+	tickets := r.waitingTickets(pending) // before the rows: see handoff.go
 	rows, err := r.store.Watch(ctx, from, watchPage)
 	if err != nil {
-		return false, 0, err
+		return false, 0, false, err
 	}
+	r.reads.Watched(len(rows))
 	var offered []*partition // waiting partitions with new rows, for handOff
 	for _, row := range rows {
 		r.noteSeen(row.ID)
@@ -107,12 +113,57 @@ func (r *Relay) look(ctx context.Context, from int64, dealt map[int64]struct{}, 
 		woke = true
 	}
 	if len(offered) > 0 {
-		r.handOff(ctx, tickets, offered, pending)
+		r.handOff(ctx, tickets, offered, pending, nil)
 	}
 	if len(rows) == watchPage {
-		return woke, rows[len(rows)-1].ID, nil
+		return woke, rows[len(rows)-1].ID, !woke, nil
 	}
-	return woke, 0, nil
+	return woke, 0, false, nil
+}
+
+// lookRanges reads the ranges of the waiting partitions themselves, in one statement, and hands
+// over or wakes those holding ready rows it has not dealt with before. The watcher looks this
+// way for a LateCommitWindow after a look found a full page of rows for busy partitions only:
+// walking the rows above the mark then read the busy partitions' backlog again on every look
+// while one partition waited (in a drain, more rows than the partitions read themselves). A
+// range read sees every row of the range, so nothing a waiting partition needs is missed.
+func (r *Relay) lookRanges(ctx context.Context, dealt map[int64]struct{}, pending map[*partition]uint64) (bool, error) {
+	tickets := r.waitingTickets(pending) // before the rows: see handoff.go
+	var waiting []*partition
+	for p, t := range tickets {
+		if pending[p] != t {
+			waiting = append(waiting, p)
+		}
+	}
+	if len(waiting) == 0 {
+		return false, nil
+	}
+	woke := false
+	err := r.handOff(ctx, tickets, waiting, pending, func(got outbox.RangeRows) bool {
+		r.reads.Watched(len(got.Rows))
+		fresh := false
+		for _, row := range got.Rows {
+			if _, done := dealt[row.ID]; !done {
+				dealt[row.ID] = struct{}{}
+				fresh = true
+			}
+		}
+		woke = woke || fresh
+		return fresh // rows offered before (held back, or their hand-off was taken) wake nobody again
+	})
+	return woke, err
+}
+
+// waitingTickets returns the tickets of the waiting partitions and forgets the hand-offs sent
+// for tickets they no longer show.
+func (r *Relay) waitingTickets(pending map[*partition]uint64) map[*partition]uint64 {
+	tickets := r.openTickets()
+	for p, t := range pending {
+		if tickets[p] != t {
+			delete(pending, p) // taken (or dropped): the partition waits with a new ticket, or not at all
+		}
+	}
+	return tickets
 }
 
 // anyIdle reports whether some owned partition is waiting for work.

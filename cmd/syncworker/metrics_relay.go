@@ -13,6 +13,7 @@ import (
 type relayMetrics struct {
 	published, returned, nacked, retried, dead prometheus.Counter
 	ownReads, handOffs, deleteStatements       prometheus.Counter
+	watchedRows                                prometheus.Counter
 	batchSize, publishLatency, confirmLatency  prometheus.Histogram
 	backlog, oldestAge                         prometheus.Gauge
 }
@@ -38,6 +39,8 @@ func newRelayMetrics(reg prometheus.Registerer) *relayMetrics {
 		dead:      counter("dead", "Rows moved to the dead table after their last attempt."),
 		ownReads:  counter("own_reads", "Reads a partition made of its own range for a sweep."),
 		handOffs:  counter("handoffs", "Batches a waiting partition took from the watcher's read instead of reading its range."),
+		watchedRows: counter("watched_rows",
+			"Rows the watcher read while looking for new rows for waiting partitions."),
 		deleteStatements: counter("delete_statements",
 			"DELETEs of published rows; partitions settling at the same time share one."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "syncworker_relay_batch_size",
@@ -66,3 +69,4 @@ func (m *relayMetrics) OldestPendingAge(d time.Duration) { m.oldestAge.Set(d.Sec
 func (m *relayMetrics) OwnRead()                         { m.ownReads.Inc() }
 func (m *relayMetrics) HandOff(int)                      { m.handOffs.Inc() }
 func (m *relayMetrics) DeleteStatement(int)              { m.deleteStatements.Inc() }
+func (m *relayMetrics) Watched(n int)                    { m.watchedRows.Add(float64(n)) }

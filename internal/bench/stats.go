@@ -47,12 +47,13 @@ type relayStages struct {
 	mu                 sync.Mutex
 	toPublish, confirm latencies
 	// how the relay read and settled its rows (publisher.ReadMetrics)
-	ownReads, handOffs, deletes atomic.Int64
+	ownReads, handOffs, deletes, watched atomic.Int64
 }
 
 func (s *relayStages) OwnRead()            { s.ownReads.Add(1) }
 func (s *relayStages) HandOff(int)         { s.handOffs.Add(1) }
 func (s *relayStages) DeleteStatement(int) { s.deletes.Add(1) }
+func (s *relayStages) Watched(n int)       { s.watched.Add(int64(n)) }
 
 func (s *relayStages) PublishLatency(d time.Duration) {
 	s.mu.Lock()
@@ -67,14 +68,14 @@ func (s *relayStages) ConfirmLatency(d time.Duration) {
 }
 
 // summary reads like "relay: insert to publish p50 3.1 / p99 9.8 ms, confirm p50 1.0 / p99 4.2 ms,
-// own reads 1,200, hand-offs 6,100, DELETEs 4,900".
+// own reads 1,200, hand-offs 6,100, DELETEs 4,900, rows watched 9,800".
 func (s *relayStages) summary() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, c := s.toPublish.sorted(), s.confirm.sorted()
 	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	return fmt.Sprintf("relay: insert to publish p50 %.1f / p99 %.1f ms, confirm p50 %.1f / p99 %.1f ms, "+
-		"own reads %d, hand-offs %d, DELETEs %d",
+		"own reads %d, hand-offs %d, DELETEs %d, rows watched %d",
 		msf(p.percentile(50)), msf(p.percentile(99)), msf(c.percentile(50)), msf(c.percentile(99)),
-		s.ownReads.Load(), s.handOffs.Load(), s.deletes.Load())
+		s.ownReads.Load(), s.handOffs.Load(), s.deletes.Load(), s.watched.Load())
 }

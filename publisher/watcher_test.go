@@ -1,0 +1,74 @@
+package publisher
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/syncworker/syncworker/internal/testenv"
+	"github.com/syncworker/syncworker/outbox"
+)
+
+// keyIn returns a partition key that falls into partition no of count.
+func keyIn(no, count int) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprint("key-", i)
+		if outbox.PartitionOf(outbox.PartitionHash(k), count) == no {
+			return k
+		}
+	}
+}
+
+// While one partition works through a backlog and another waits, the watcher used to walk the
+// backlog page by page on every look (every few milliseconds) until its mark passed it: more
+// rows than the partition read itself. It must leave the backlog to its partition, and still
+// bring the waiting partition a new row at once.
+func TestWatcherLeavesABusyPartitionsBacklogAlone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.Partitions = 2
+	cfg.BatchSize = 20 // many sweeps, so the backlog lasts while the other partition waits
+	cfg.SafetySweep = time.Minute
+	reads := &readCounter{}
+	cfg.Metrics = reads
+	const backlog = 3000
+	want := map[string]bool{}
+	var msgs []outbox.Message
+	for i := range backlog {
+		m := e.msg(keyIn(0, 2), i)
+		m.ID = fmt.Sprint("busy-", i)
+		msgs = append(msgs, m)
+		want[m.ID] = true
+	}
+	e.write(msgs...)
+	e.start(cfg)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := c.distinct()
+		return n >= 100, fmt.Sprintf("%d of the backlog's %d messages arrived", n, backlog)
+	})
+	idle := e.msg(keyIn(1, 2), 0)
+	idle.ID = "idle-0"
+	e.write(idle)
+	want[idle.ID] = true
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.counts[idle.ID] > 0, "the waiting partition's row has not arrived"
+	})
+	if n := c.distinct() - 1; n >= backlog {
+		t.Errorf("the waiting partition's row arrived after the whole backlog (%d messages)", n)
+	}
+	e.waitAll(c, want, 60*time.Second)
+	if n := c.maxCopies(); n != 1 {
+		t.Errorf("a message arrived %d times, want once", n)
+	}
+	if problem := c.outOfOrder(); problem != "" {
+		t.Error(problem)
+	}
+	if w := reads.watched.Load(); w > backlog {
+		t.Errorf("the watcher read %d rows while a %d-row backlog drained; want it to leave the backlog to its partition", w, backlog)
+	}
+	t.Logf("the watcher read %d rows", reads.watched.Load())
+}
