@@ -1,9 +1,16 @@
 package outbox
 
-// PartitionHash is the 32-bit FNV-1a hash of a partition key, stored with each row. The relay
-// splits the hash space into equal contiguous ranges, one per partition, so the relay's
-// partition count can change without rewriting rows, and the rows of one partition are one
-// range of the (partition_hash, id) index.
+// PartitionHash is the hash of a partition key stored with each row: 32-bit FNV-1a, finished
+// with MurmurHash3's fmix32. The relay splits the hash space into equal contiguous ranges, one
+// per partition, so the relay's partition count can change without rewriting rows, and the
+// rows of one partition are one range of the (partition_hash, id) index.
+//
+// The ranges are picked by the hash's top bits, which FNV-1a alone mixes poorly for short keys
+// that differ in their last characters: keys "k0".."k999" put 0.45 to 2.02 times the mean
+// number of keys into the 16 partitions (0.13 to 2.94 into 64), so a few partitions carried
+// most of the load and a drain ended on them alone. fmix32 makes every bit depend on every
+// other: 0.78 to 1.18 (0.51 to 1.60, the spread of 1,000 random keys). The value is stored, so
+// it must never change again: see TestPartitionHashIsStable.
 func PartitionHash(key string) uint32 {
 	const (
 		offset32 = 2166136261
@@ -14,6 +21,11 @@ func PartitionHash(key string) uint32 {
 		h ^= uint32(key[i])
 		h *= prime32
 	}
+	h ^= h >> 16
+	h *= 0x85ebca6b
+	h ^= h >> 13
+	h *= 0xc2b2ae35
+	h ^= h >> 16
 	return h
 }
 
