@@ -31,7 +31,7 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	b.int("partitions", "partitions leased and published independently; the same for every relay of the group (relay.partitions; default 16)", func(s *settings) *int { return &s.Relay.Partitions })
 	b.int("channels", "AMQP channels publishing in parallel (relay.channels; default 4)", func(s *settings) *int { return &s.Relay.Channels })
 	b.int("window", "unconfirmed publishes outstanding per channel (relay.window; default 512)", func(s *settings) *int { return &s.Relay.Window })
-	b.int("batch-size", "rows one sweep of a partition publishes (relay.batch_size; default 500)", func(s *settings) *int { return &s.Relay.BatchSize })
+	b.int("batch-size", "rows one sweep of a partition publishes (relay.batch_size; default 256)", func(s *settings) *int { return &s.Relay.BatchSize })
 	b.str("order", "after a failed message its key's later messages wait (strict) or go ahead (relaxed) (relay.order; default strict)", func(s *settings) *string { return &s.Relay.Order })
 	b.int("key-window", "unconfirmed messages of one partition key per sweep; 1 makes strict order exact even across failures (relay.key_window; default 0: no bound)", func(s *settings) *int { return &s.Relay.KeyWindow })
 	b.int("max-attempts", "failed publishes before a row moves to the dead table (relay.max_attempts; default 10)", func(s *settings) *int { return &s.Relay.MaxAttempts })
