@@ -7,18 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncworker/syncworker/internal/testenv"
 	"github.com/syncworker/syncworker/outbox"
 )
-
-// keyIn returns a partition key whose rows fall into partition no of n.
-func keyIn(no, n int) string {
-	for i := 0; ; i++ {
-		key := fmt.Sprint("p", no, "-", i)
-		if outbox.PartitionOf(outbox.PartitionHash(key), n) == no {
-			return key
-		}
-	}
-}
 
 // FetchRanges reads several partitions in one walk: per range its ready rows in key order,
 // whether a row waits for a retry, and whether the walk got to the range's end before the
@@ -34,7 +25,7 @@ func TestFetchRangesReadsPartitionsInOneWalk(t *testing.T) {
 				Payload: []byte("0123456789")})
 		}
 	}
-	a, b, c, d := keyIn(0, 4), keyIn(1, 4), keyIn(2, 4), keyIn(3, 4)
+	a, b, c, d := testenv.KeyIn(0, 4), testenv.KeyIn(1, 4), testenv.KeyIn(2, 4), testenv.KeyIn(3, 4)
 	add(a, 2)
 	add(b, 3)
 	add(c, 2)

@@ -9,16 +9,6 @@ import (
 	"github.com/syncworker/syncworker/outbox"
 )
 
-// keyIn returns a partition key that falls into partition no of count.
-func keyIn(no, count int) string {
-	for i := 0; ; i++ {
-		k := fmt.Sprint("key-", i)
-		if outbox.PartitionOf(outbox.PartitionHash(k), count) == no {
-			return k
-		}
-	}
-}
-
 // While one partition works through a backlog and another waits, the watcher used to walk the
 // backlog page by page on every look (every few milliseconds) until its mark passed it: more
 // rows than the partition read itself. It must leave the backlog to its partition, and still
@@ -37,7 +27,7 @@ func TestWatcherLeavesABusyPartitionsBacklogAlone(t *testing.T) {
 	want := map[string]bool{}
 	var msgs []outbox.Message
 	for i := range backlog {
-		m := e.msg(keyIn(0, 2), i)
+		m := e.msg(testenv.KeyIn(0, 2), i)
 		m.ID = fmt.Sprint("busy-", i)
 		msgs = append(msgs, m)
 		want[m.ID] = true
@@ -48,7 +38,7 @@ func TestWatcherLeavesABusyPartitionsBacklogAlone(t *testing.T) {
 		n := c.distinct()
 		return n >= 100, fmt.Sprintf("%d of the backlog's %d messages arrived", n, backlog)
 	})
-	idle := e.msg(keyIn(1, 2), 0)
+	idle := e.msg(testenv.KeyIn(1, 2), 0)
 	idle.ID = "idle-0"
 	e.write(idle)
 	want[idle.ID] = true

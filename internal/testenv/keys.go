@@ -17,3 +17,13 @@ func KeysInHashOrder(prefix string, n int) []string {
 	sort.Slice(keys, func(i, j int) bool { return outbox.PartitionHash(keys[i]) < outbox.PartitionHash(keys[j]) })
 	return keys
 }
+
+// KeyIn returns a partition key whose rows fall into partition no of count.
+func KeyIn(no, count int) string {
+	for i := 0; ; i++ {
+		key := fmt.Sprint("p", no, "-", i)
+		if outbox.PartitionOf(outbox.PartitionHash(key), count) == no {
+			return key
+		}
+	}
+}
