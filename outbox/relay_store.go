@@ -174,8 +174,8 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 			}
 			n++
 			res.Scanned++
-			lastID, lastHash = scan.id, scan.hash
 			hash := scan.hash
+			lastID, lastHash = scan.id, hash
 			if wait := scan.wait(); wait > 0 {
 				if res.RetryIn == 0 || wait < res.RetryIn {
 					res.RetryIn = wait
