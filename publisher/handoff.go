@@ -92,7 +92,7 @@ func (r *Relay) openTickets() map[*partition]uint64 {
 // of them when the read fails. pending records the hand-offs sent. A partition for whose range
 // worth returns false is left alone (nil: every partition is served).
 func (r *Relay) handOff(ctx context.Context, tickets map[*partition]uint64, offered []*partition, pending map[*partition]uint64,
-	worth func(outbox.RangeRows) bool) error {
+	worth func(outbox.RangeRows) bool) {
 	slices.SortFunc(offered, func(a, b *partition) int { return cmp.Compare(a.lo, b.lo) })
 	ranges := make([]outbox.HashRange, len(offered))
 	for i, p := range offered {
@@ -119,5 +119,4 @@ func (r *Relay) handOff(ctx context.Context, tickets map[*partition]uint64, offe
 		}
 		p.wakeUp()
 	}
-	return err
 }

@@ -36,7 +36,7 @@ func (r *Relay) runWatcher(ctx context.Context) {
 			var woke bool
 			var err error
 			if time.Now().Before(rangesUntil) {
-				woke, err = r.lookRanges(lookCtx, dealt, pending)
+				woke = r.lookRanges(lookCtx, dealt, pending)
 			} else {
 				var backlog bool
 				woke, cursor, backlog, err = r.look(lookCtx, max(cursor, mark), dealt, pending)
@@ -127,7 +127,7 @@ func (r *Relay) look(ctx context.Context, from int64, dealt map[int64]struct{}, 
 // walking the rows above the mark then read the busy partitions' backlog again on every look
 // while one partition waited (in a drain, more rows than the partitions read themselves). A
 // range read sees every row of the range, so nothing a waiting partition needs is missed.
-func (r *Relay) lookRanges(ctx context.Context, dealt map[int64]struct{}, pending map[*partition]uint64) (bool, error) {
+func (r *Relay) lookRanges(ctx context.Context, dealt map[int64]struct{}, pending map[*partition]uint64) bool {
 	tickets := r.waitingTickets(pending) // before the rows: see handoff.go
 	var waiting []*partition
 	for p, t := range tickets {
@@ -136,10 +136,11 @@ func (r *Relay) lookRanges(ctx context.Context, dealt map[int64]struct{}, pendin
 		}
 	}
 	if len(waiting) == 0 {
-		return false, nil
+		return false
 	}
 	woke := false
-	err := r.handOff(ctx, tickets, waiting, pending, func(got outbox.RangeRows) bool {
+	// A failed read is logged by handOff, which then wakes every partition to sweep instead.
+	r.handOff(ctx, tickets, waiting, pending, func(got outbox.RangeRows) bool {
 		r.reads.Watched(len(got.Rows))
 		fresh := false
 		for _, row := range got.Rows {
@@ -151,7 +152,7 @@ func (r *Relay) lookRanges(ctx context.Context, dealt map[int64]struct{}, pendin
 		woke = woke || fresh
 		return fresh // rows offered before (held back, or their hand-off was taken) wake nobody again
 	})
-	return woke, err
+	return woke
 }
 
 // waitingTickets returns the tickets of the waiting partitions and forgets the hand-offs sent
