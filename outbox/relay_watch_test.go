@@ -25,7 +25,7 @@ func TestFetchRangesReadsPartitionsInOneWalk(t *testing.T) {
 				Payload: []byte("0123456789")})
 		}
 	}
-	a, b, c, d := testenv.KeyIn(0, 4), testenv.KeyIn(1, 4), testenv.KeyIn(2, 4), testenv.KeyIn(3, 4)
+	a, b, c, d := testenv.KeyIn("p", 0, 4), testenv.KeyIn("p", 1, 4), testenv.KeyIn("p", 2, 4), testenv.KeyIn("p", 3, 4)
 	add(a, 2)
 	add(b, 3)
 	add(c, 2)

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestWatcherLeavesABusyPartitionsBacklogAlone(t *testing.T) {
 	want := map[string]bool{}
 	var msgs []outbox.Message
 	for i := range backlog {
-		m := e.msg(testenv.KeyIn(0, 2), i)
+		m := e.msg(testenv.KeyIn("p", 0, 2), i)
 		m.ID = fmt.Sprint("busy-", i)
 		msgs = append(msgs, m)
 		want[m.ID] = true
@@ -38,18 +39,37 @@ func TestWatcherLeavesABusyPartitionsBacklogAlone(t *testing.T) {
 		n := c.distinct()
 		return n >= 100, fmt.Sprintf("%d of the backlog's %d messages arrived", n, backlog)
 	})
-	idle := e.msg(testenv.KeyIn(1, 2), 0)
+	// A row of the waiting partition whose transaction commits after a later row's: it must
+	// still be found at once (SafetySweep is a minute), whichever way the watcher looks.
+	lateTx, err := e.db.DB.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := e.msg(testenv.KeyIn("late", 1, 2), 0)
+	late.ID = "late-0"
+	if err := outbox.Write(context.Background(), lateTx, late); err != nil {
+		t.Fatal(err)
+	}
+	idle := e.msg(testenv.KeyIn("p", 1, 2), 0)
 	idle.ID = "idle-0"
 	e.write(idle)
 	want[idle.ID] = true
-	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.counts[idle.ID] > 0, "the waiting partition's row has not arrived"
-	})
+	arrived := func(id string) func() (bool, string) {
+		return func() (bool, string) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.counts[id] > 0, id + " has not arrived"
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, arrived(idle.ID))
 	if n := c.distinct() - 1; n >= backlog {
 		t.Errorf("the waiting partition's row arrived after the whole backlog (%d messages)", n)
 	}
+	if err := lateTx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	want[late.ID] = true
+	testenv.Eventually(t, 10*time.Second, arrived(late.ID))
 	e.waitAll(c, want, 60*time.Second)
 	if n := c.maxCopies(); n != 1 {
 		t.Errorf("a message arrived %d times, want once", n)

@@ -18,10 +18,10 @@ func KeysInHashOrder(prefix string, n int) []string {
 	return keys
 }
 
-// KeyIn returns a partition key whose rows fall into partition no of count.
-func KeyIn(no, count int) string {
+// KeyIn returns a partition key named prefix-i whose rows fall into partition no of count.
+func KeyIn(prefix string, no, count int) string {
 	for i := 0; ; i++ {
-		key := fmt.Sprint("p", no, "-", i)
+		key := fmt.Sprint(prefix, "-", i)
 		if outbox.PartitionOf(outbox.PartitionHash(key), count) == no {
 			return key
 		}
