@@ -38,7 +38,8 @@ func TestBenchScenariosReportStableJSON(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		var envInfo map[string]any
-		if err := json.Unmarshal([]byte(lines[0]), &envInfo); err != nil || envInfo["cpus"] == nil || envInfo["rabbitmq"] == "" {
+		if err := json.Unmarshal([]byte(lines[0]), &envInfo); err != nil || envInfo["cpus"] == nil || envInfo["rabbitmq"] == "" ||
+			envInfo["mysql_round_trip_us"] == nil || envInfo["mysql_round_trip_us"].(float64) <= 0 {
 			t.Fatalf("first line is not the environment: %q (%v)", lines[0], err)
 		}
 		if len(lines)-1 != len(tc.want) {

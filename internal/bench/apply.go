@@ -68,10 +68,12 @@ func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
+	cpu := startCPUUse()
 	start := time.Now()
 	go func() { done <- sub.Run(runCtx) }()
 	waitErr := waitFor(ctx, 2*time.Minute, func() bool { return counter.consumed.Load() >= int64(n) })
 	elapsed := time.Since(start)
+	cpuNote := cpu.summary()
 	stop()
 	if err := <-done; err != nil {
 		return Result{}, err
@@ -92,7 +94,7 @@ func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
 			note += fmt.Sprintf(", batch %d", batch)
 		}
 	}
-	return Result{Messages: n, Seconds: elapsed.Seconds(), MsgsPerS: rate(n, elapsed), Note: note + ", row sync + inbox"}, nil
+	return Result{Messages: n, Seconds: elapsed.Seconds(), MsgsPerS: rate(n, elapsed), Note: note + ", row sync + inbox; " + cpuNote}, nil
 }
 
 // checkApplied checks that the table holds what applying the n events of publishRowEvents in

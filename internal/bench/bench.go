@@ -66,9 +66,16 @@ type Environment struct {
 	Go       string `json:"go"`
 	MySQL    string `json:"mysql"`
 	RabbitMQ string `json:"rabbitmq"`
+	// MySQLRoundTripUs is the median time of a SELECT 1 on one connection, in µs: the unit
+	// most figures here are made of, so runs on machines (or moments) of different speed can
+	// be told apart.
+	MySQLRoundTripUs float64 `json:"mysql_round_trip_us"`
 }
 
-// DescribeEnvironment asks both services for their versions.
+// roundTripSamples is how many SELECT 1 the round-trip figure is the median of (~20 ms).
+const roundTripSamples = 200
+
+// DescribeEnvironment asks both services for their versions and times a MySQL round trip.
 func DescribeEnvironment(ctx context.Context, o Options) (Environment, error) {
 	env := Environment{CPUs: runtime.NumCPU(), Go: runtime.Version()}
 	db, err := sql.Open("mysql", o.DSN)
@@ -79,6 +86,11 @@ func DescribeEnvironment(ctx context.Context, o Options) (Environment, error) {
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&env.MySQL); err != nil {
 		return env, fmt.Errorf("MySQL at %s: %w", redact.DSN(o.DSN), err)
 	}
+	rtt, err := mysqlRoundTrip(ctx, db)
+	if err != nil {
+		return env, fmt.Errorf("MySQL at %s: %w", redact.DSN(o.DSN), err)
+	}
+	env.MySQLRoundTripUs = float64(rtt) / float64(time.Microsecond)
 	conn, err := amqpx.Dial(amqpx.DialConfig{URL: o.AMQPURL, Name: "syncworker-bench"})
 	if err != nil {
 		return env, err
@@ -86,6 +98,26 @@ func DescribeEnvironment(ctx context.Context, o Options) (Environment, error) {
 	defer conn.Close()
 	env.RabbitMQ = fmt.Sprint(conn.Properties["version"])
 	return env, nil
+}
+
+// mysqlRoundTrip returns the median duration of roundTripSamples SELECT 1 on one connection
+// (the one VERSION() used, so no dial is timed).
+func mysqlRoundTrip(ctx context.Context, db *sql.DB) (time.Duration, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	samples := make(latencies, roundTripSamples)
+	var one int
+	for i := range samples {
+		start := time.Now()
+		if err := conn.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			return 0, fmt.Errorf("time a round trip: %w", err)
+		}
+		samples[i] = time.Since(start)
+	}
+	return samples.sorted().percentile(50), nil
 }
 
 // WriteJSON prints one JSON object per line.
@@ -100,7 +132,8 @@ func WriteJSON(w io.Writer, v any) error {
 
 // WriteTable prints the environment and the results as an aligned table.
 func WriteTable(w io.Writer, env Environment, results []Result) {
-	fmt.Fprintf(w, "machine: %d CPUs, %s, MySQL %s, RabbitMQ %s\n\n", env.CPUs, env.Go, env.MySQL, env.RabbitMQ)
+	fmt.Fprintf(w, "machine: %d CPUs, %s, MySQL %s, RabbitMQ %s; MySQL round trip %.0f µs (median SELECT 1)\n\n",
+		env.CPUs, env.Go, env.MySQL, env.RabbitMQ, env.MySQLRoundTripUs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tmessages\tseconds\tmsgs/s\tceiling\tratio\tp50 ms\tp95 ms\tp99 ms\tmax ms\tlost\tpeak RSS MB\tnote\t")
 	for _, r := range results {

@@ -16,9 +16,10 @@ import (
 // mostly waiting for a core, and the numbers show it. Servers on other hosts (or a system
 // without /proc) are simply not counted.
 type cpuUse struct {
-	start time.Time
-	self  time.Duration
-	procs []trackedProc
+	start   time.Time
+	self    time.Duration
+	procs   []trackedProc
+	machine machineTicks // all cores, from /proc/stat; zero when it cannot be read
 }
 
 // trackedProc is one process counted under a display name (MariaDB, RabbitMQ, relay). Every
@@ -38,7 +39,7 @@ var serverProcesses = map[string]string{"mariadbd": "MariaDB", "mysqld": "MySQL"
 const clockTicks = 100
 
 func startCPUUse() *cpuUse {
-	u := &cpuUse{start: time.Now(), self: selfCPU()}
+	u := &cpuUse{start: time.Now(), self: selfCPU(), machine: readMachineTicks()}
 	found := map[string][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -70,7 +71,8 @@ func (u *cpuUse) track(name string, pid int) {
 	}
 }
 
-// summary reads like "CPU s: bench 5.0, MariaDB 8.9, RabbitMQ 4.8 of 20.2 (2 cores x 10.1 s)".
+// summary reads like "CPU s: bench 5.0, MariaDB 8.9, RabbitMQ 4.8 of 20.2 (2 cores x 10.1 s),
+// machine 93% busy, 45% in the kernel".
 func (u *cpuUse) summary() string {
 	wall := time.Since(u.start)
 	used := map[string]time.Duration{}
@@ -90,8 +92,12 @@ func (u *cpuUse) summary() string {
 		parts = append(parts, fmt.Sprintf("%s %.1f", name, used[name].Seconds()))
 	}
 	cores := runtime.NumCPU()
-	return fmt.Sprintf("CPU s: %s of %.1f (%d cores x %.1f s)", strings.Join(parts, ", "),
+	out := fmt.Sprintf("CPU s: %s of %.1f (%d cores x %.1f s)", strings.Join(parts, ", "),
 		float64(cores)*wall.Seconds(), cores, wall.Seconds())
+	if busy, kernel, ok := readMachineTicks().since(u.machine); ok {
+		out += fmt.Sprintf(", machine %.0f%% busy, %.0f%% in the kernel", 100*busy, 100*kernel)
+	}
+	return out
 }
 
 // selfCPU is this process's user and system time.
@@ -124,4 +130,54 @@ func procCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, true
+}
+
+// machineTicks is the first line of /proc/stat: the time all cores spent in each state since
+// boot. Busy and kernel shares of an interval tell a saturated machine (where latency is
+// mostly waiting for a core) from an idle one at a glance, whatever ran on it.
+type machineTicks struct {
+	total, idle, kernel uint64 // idle includes iowait; kernel is system, irq and softirq
+}
+
+func readMachineTicks() machineTicks {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineTicks{}
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return parseMachineTicks(line)
+}
+
+// parseMachineTicks reads "cpu  user nice system idle iowait irq softirq steal ...": the
+// aggregate line; guest times are already inside user and nice, so they are not added again.
+func parseMachineTicks(line string) machineTicks {
+	fields := strings.Fields(line)
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return machineTicks{}
+	}
+	var v [8]uint64 // user nice system idle iowait irq softirq steal
+	for i := range v {
+		n, err := strconv.ParseUint(fields[i+1], 10, 64)
+		if err != nil {
+			return machineTicks{}
+		}
+		v[i] = n
+	}
+	var t machineTicks
+	for _, n := range v {
+		t.total += n
+	}
+	t.idle = v[3] + v[4]
+	t.kernel = v[2] + v[5] + v[6]
+	return t
+}
+
+// since returns the busy and kernel shares of all cores' time from earlier to t; ok is false
+// when either reading failed or no time passed.
+func (t machineTicks) since(earlier machineTicks) (busy, kernel float64, ok bool) {
+	if earlier.total == 0 || t.total <= earlier.total {
+		return 0, 0, false
+	}
+	total := float64(t.total - earlier.total)
+	return 1 - float64(t.idle-earlier.idle)/total, float64(t.kernel-earlier.kernel) / total, true
 }

@@ -65,3 +65,24 @@ func TestCPUUseSumsProcessesOfANameAndSkipsGoneOnes(t *testing.T) {
 		t.Errorf("summary %q counts a process that no longer exists", s)
 	}
 }
+
+func TestMachineTicksGiveBusyAndKernelShares(t *testing.T) {
+	before := parseMachineTicks("cpu  1000 0 500 8000 100 0 50 0 0 0")
+	// 1,000 ticks later: user +300, system +150, idle +400, iowait +100, softirq +50.
+	after := parseMachineTicks("cpu  1300 0 650 8400 200 0 100 0 0 0")
+	busy, kernel, ok := after.since(before)
+	if !ok || busy != 0.5 || kernel != 0.2 {
+		t.Errorf("busy %v, kernel %v, ok %v; want 0.5, 0.2, true", busy, kernel, ok)
+	}
+	for _, bad := range []string{"", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3", "cpu 1 2 x 4 5 6 7 8"} {
+		if got := parseMachineTicks(bad); got != (machineTicks{}) {
+			t.Errorf("parseMachineTicks(%q) = %+v; want zero", bad, got)
+		}
+	}
+	if _, _, ok := after.since(machineTicks{}); ok {
+		t.Error("since an unreadable start gave a share")
+	}
+	if live := readMachineTicks(); live.total == 0 {
+		t.Error("cannot read /proc/stat; the bench needs /proc (Linux) for its CPU figures")
+	}
+}
