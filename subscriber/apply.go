@@ -149,6 +149,7 @@ func (s *Subscriber) applyOnce(ctx context.Context, items []*item) error {
 // insert for the whole batch, then the handlers. It returns false (after rolling back) when
 // the insert found a duplicate, or when a handler failed, which it marks failed.
 func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, err error) {
+	start := time.Now()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("%w: begin: %w", errTxBroken, err)
@@ -172,6 +173,7 @@ func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, e
 	} else if n != int64(len(items)) {
 		return false, nil // a duplicate: sort it out delivery by delivery
 	}
+	handlersStart := time.Now()
 	if s.cfg.BatchHandler != nil {
 		msgs := make([]Message, len(items))
 		for i, it := range items {
@@ -196,9 +198,11 @@ func (s *Subscriber) applyFast(ctx context.Context, items []*item) (done bool, e
 			}
 		}
 	}
+	handlers := time.Since(handlersStart)
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("%w: commit: %w", errTxBroken, err)
 	}
+	s.costs.observe(len(items), handlers, time.Since(start))
 	return true, nil
 }
 

@@ -9,16 +9,102 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// lanes spread a session's deliveries by key over Concurrency lanes, each applying its queue
+// in order, in batches (group commit).
+//
+// A lane's batch with room left takes along what is queued in the lanes that are not applying
+// anything at that moment: at moderate rates each lane would otherwise commit a message or two
+// at a time, several transactions (and log flushes) where one does. How much it takes along
+// is up to takeAlong (applyCosts: no more handler time than a transaction costs, so slow
+// handlers keep running in parallel); under load every lane fills its own batch and they
+// commit in parallel anyway. A queue's deliveries are still applied one batch after the other,
+// whichever lane applies them (laneQueue.applying), and the lanes' keys are disjoint, so each
+// key's order is kept.
+type lanes struct {
+	queues    []*laneQueue
+	batchSize int
+	flush     time.Duration
+	takeAlong func(max int) int // how many of at most max deliveries a batch may take along
+}
+
+func newLanes(n, batchSize int, flush time.Duration, takeAlong func(max int) int) *lanes {
+	l := &lanes{queues: make([]*laneQueue, n), batchSize: batchSize, flush: flush, takeAlong: takeAlong}
+	for i := range l.queues {
+		l.queues[i] = newLaneQueue()
+	}
+	return l
+}
+
+// push queues d on the lane of its key.
+func (l *lanes) push(key string, d amqp.Delivery) {
+	l.queues[laneOf(key, len(l.queues))].push(d)
+}
+
+// close ends every lane: what is queued is dropped unacked (see laneQueue.close).
+func (l *lanes) close() {
+	for _, q := range l.queues {
+		q.close()
+	}
+}
+
 func laneOf(key string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(key)) //nolint:errcheck // hash writes cannot fail
 	return int(h.Sum32() % uint32(n))
 }
 
+// run is lane own: it applies batches with apply (what queued in its queue while the previous
+// batch was applied, or collected for at most the flush interval, plus what it takes along
+// from idle lanes) until its queue is closed, ctx ends or apply fails. A batch in progress is
+// finished (committed and acked) unless ctx ends first.
+func (l *lanes) run(ctx context.Context, own int, apply func(context.Context, []amqp.Delivery) error) error {
+	q := l.queues[own]
+	for q.wait() {
+		q.applying.Lock()
+		if l.flush > 0 {
+			q.fill(l.batchSize, l.flush)
+		}
+		batch := q.takeQueued(l.batchSize) // none when another lane took them along meanwhile
+		held := []*laneQueue{q}
+		limit := len(batch)
+		if limit < l.batchSize {
+			limit += l.takeAlong(l.batchSize - limit)
+		}
+		for i := 1; i < len(l.queues) && len(batch) < limit; i++ {
+			other := l.queues[(own+i)%len(l.queues)]
+			if !other.applying.TryLock() {
+				continue // applying a batch: what queued there waits for it
+			}
+			more := other.takeQueued(limit - len(batch))
+			if len(more) == 0 {
+				other.applying.Unlock()
+				continue
+			}
+			batch = append(batch, more...)
+			held = append(held, other)
+		}
+		var err error
+		if len(batch) > 0 && ctx.Err() == nil { // stopping: what was taken goes back unacked
+			err = apply(ctx, batch)
+		}
+		for _, h := range held {
+			h.applying.Unlock()
+		}
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // laneQueue is one lane's FIFO of deliveries. It grows as needed instead of being allocated
 // for the worst case: all lanes together never hold more than Prefetch deliveries (the broker
 // sends no more unacked), and pushing never blocks, so a slow lane cannot stall the others.
 type laneQueue struct {
+	// applying is held while a batch with deliveries of this queue is being applied, by its
+	// own lane or by one that took them along.
+	applying sync.Mutex
+
 	mu     sync.Mutex
 	items  []amqp.Delivery
 	closed bool
@@ -35,8 +121,8 @@ func (q *laneQueue) push(d amqp.Delivery) {
 }
 
 // close ends the queue: deliveries not yet taken are dropped unacked (the broker hands them
-// back when the connection closes) and take returns nil from now on. A batch already taken
-// is finished by its lane.
+// back when the connection closes) and nothing more is taken. A batch already taken is
+// finished by its lane.
 func (q *laneQueue) close() {
 	q.mu.Lock()
 	q.closed = true
@@ -60,26 +146,27 @@ func (q *laneQueue) state() (int, bool) {
 	return len(q.items), q.closed
 }
 
-// take waits for a delivery, then up to flush (if positive) for the batch to reach max, and
-// returns up to max deliveries in order. It returns nil once the queue is closed.
-func (q *laneQueue) take(max int, flush time.Duration) []amqp.Delivery {
+// wait blocks until a delivery is queued and reports true, or reports false once the queue is
+// closed.
+func (q *laneQueue) wait() bool {
 	for {
 		n, closed := q.state()
-		if n > 0 {
-			break
-		}
 		if closed {
-			return nil
+			return false
+		}
+		if n > 0 {
+			return true
 		}
 		<-q.signal
 	}
-	if flush > 0 {
-		q.fill(max, flush)
-	}
+}
+
+// takeQueued returns up to max of the deliveries queued now, in order, without waiting.
+func (q *laneQueue) takeQueued(max int) []amqp.Delivery {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := min(max, len(q.items))
-	if n == 0 { // closed while the batch was filling
+	if n == 0 {
 		return nil
 	}
 	batch := make([]amqp.Delivery, n)
@@ -109,23 +196,13 @@ func (q *laneQueue) fill(max int, flush time.Duration) {
 	}
 }
 
-// lane applies its queue's deliveries in order, in batches of up to BatchSize (what queued
-// while the previous batch committed, or collected for at most FlushInterval), until the queue is closed. A batch in progress is finished (committed and
-// acked) unless ctx ends first.
-func (s *Subscriber) lane(ctx context.Context, sess *session, q *laneQueue) error {
-	for {
-		ds := q.take(s.cfg.BatchSize, s.cfg.FlushInterval)
-		if ds == nil || ctx.Err() != nil {
-			return nil
-		}
-		batch := make([]*item, len(ds))
-		for i := range ds {
-			batch[i] = s.newItem(ds[i])
-		}
-		if err := s.applyBatch(ctx, sess, batch); err != nil {
-			return err
-		}
+// applyDeliveries applies one batch of deliveries as a lane's apply function.
+func (s *Subscriber) applyDeliveries(ctx context.Context, sess *session, ds []amqp.Delivery) error {
+	batch := make([]*item, len(ds))
+	for i := range ds {
+		batch[i] = s.newItem(ds[i])
 	}
+	return s.applyBatch(ctx, sess, batch)
 }
 
 func (s *Subscriber) newItem(d amqp.Delivery) *item {

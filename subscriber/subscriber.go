@@ -30,6 +30,8 @@ type Subscriber struct {
 
 	consuming atomic.Bool // a session is consuming the queue, for readiness
 
+	costs applyCosts // what the handlers and a transaction take: see lanes
+
 	// testHookAfterCommit, when set by a test, runs after a batch committed and before its acks.
 	testHookAfterCommit func()
 	// testWrapConn, when set by a test, wraps the broker connection (to count its writes).
@@ -151,17 +153,17 @@ func (s *Subscriber) session(ctx context.Context) error {
 	defer cancelWork()
 	sess := &session{mover: mv, cork: cork}
 	fatal := make(chan error, s.cfg.Concurrency)
-	lanes := make([]*laneQueue, s.cfg.Concurrency)
+	lanes := newLanes(s.cfg.Concurrency, s.cfg.BatchSize, s.cfg.FlushInterval, s.costs.takeAlong)
+	apply := func(ctx context.Context, ds []amqp.Delivery) error { return s.applyDeliveries(ctx, sess, ds) }
 	var wg sync.WaitGroup
-	for i := range lanes {
-		lanes[i] = newLaneQueue()
+	for i := range s.cfg.Concurrency {
 		wg.Add(1)
-		go func(q *laneQueue) {
+		go func() {
 			defer wg.Done()
-			if err := s.lane(workCtx, sess, q); err != nil {
+			if err := lanes.run(workCtx, i, apply); err != nil {
 				fatal <- err
 			}
-		}(lanes[i])
+		}()
 	}
 
 	var result error
@@ -185,12 +187,10 @@ dispatch:
 				result = errors.New("the broker closed the consumer (channel closed or consumer cancelled)")
 				break dispatch
 			}
-			lanes[laneOf(orderKey(&d), len(lanes))].push(d)
+			lanes.push(orderKey(&d), d)
 		}
 	}
-	for _, l := range lanes {
-		l.close()
-	}
+	lanes.close()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	if result != nil {

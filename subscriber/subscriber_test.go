@@ -300,6 +300,36 @@ func TestPerKeyOrder(t *testing.T) {
 	}
 }
 
+// Handlers slower than a transaction are measured as such, so lanes stop taking each other's
+// deliveries along (which would run those handlers one after the other instead of in
+// parallel); quick ones leave room to take along.
+func TestSlowHandlersAreNotTakenAlong(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const slow = 50 * time.Millisecond
+	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
+		time.Sleep(slow)
+		return recordHandler(ctx, tx, msg)
+	})
+	s, _ := f.start(f.db.DB, cfg)
+	var ids []string
+	for i := range 4 {
+		id := fmt.Sprint("slow-", i)
+		ids = append(ids, id)
+		f.publish(id, fmt.Sprint("key-", i), "test", []byte("x"))
+	}
+	f.waitApplied(ids, 30*time.Second)
+	s.costs.mu.Lock()
+	perMessage := time.Duration(s.costs.perMessage)
+	s.costs.mu.Unlock()
+	if perMessage < slow {
+		t.Errorf("handler time per message measured as %s; the handler sleeps %s", perMessage, slow)
+	}
+	if n := s.costs.takeAlong(32); n != 0 {
+		t.Errorf("a batch may take along %d deliveries of %s handlers", n, perMessage)
+	}
+}
+
 // A consumer whose broker and database connections are cut mid-batch, and which is then
 // stopped, loses nothing; a second consumer finishes and nothing is applied twice.
 func TestKilledMidBatch(t *testing.T) {
