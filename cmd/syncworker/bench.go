@@ -68,6 +68,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&o.Pairs, "pairs", 5, "ceiling/relay pairs the relay scenario measures; it reports the pair with the median ratio")
 	fs.BoolVar(&o.Notify, "notify", false, "latency: writers call Relay.Notify after each commit (an embedded relay); default off, a relay in its own process polls")
 	fs.DurationVar(&o.Flush, "flush-interval", 0, "subscriber FlushInterval for latency and apply (default: the subscriber's, 0: no wait)")
+	fs.DurationVar(&o.HandlerDelay, "handler-delay", 0, "latency: the subscriber's handler takes this long per message (a handler that waits on something); default 0")
 	fs.IntVar(&o.BatchSize, "batch", 0, "subscriber group-commit batch for apply (default: the subscriber's, 32)")
 	self, _ := os.Executable()
 	fs.StringVar(&o.RelayBinary, "relay-binary", self,
@@ -92,8 +93,8 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	if o.AMQPURL == "" {
 		o.AMQPURL = envOr(env, "SYNCWORKER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 	}
-	if o.BatchSize < 0 || o.Flush < 0 {
-		return fmt.Errorf("--batch and --flush-interval must not be negative")
+	if o.BatchSize < 0 || o.Flush < 0 || o.HandlerDelay < 0 {
+		return fmt.Errorf("--batch, --flush-interval and --handler-delay must not be negative")
 	}
 	if o.Messages <= 0 || o.PayloadSize < 0 || o.Rate <= 0 || o.Writers <= 0 || o.Channels <= 0 || o.Window <= 0 || o.Duration <= 0 || o.Pairs <= 0 {
 		return fmt.Errorf("--messages, --rate, --writers, --channels, --window, --duration and --pairs must be positive, --payload not negative")

@@ -36,7 +36,9 @@ type Options struct {
 	BatchSize   int           // subscriber group-commit batch for apply; 0 = the subscriber's default
 	Notify      bool          // latency: writers call Relay.Notify after each commit
 	Flush       time.Duration // subscriber FlushInterval (latency, apply); 0 = the subscriber's default
-	Log         *zap.Logger
+	// HandlerDelay is how long the latency scenario's handler takes per message.
+	HandlerDelay time.Duration
+	Log          *zap.Logger
 }
 
 // Result is one scenario's outcome. Fields that do not apply to a scenario are omitted from

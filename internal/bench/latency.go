@@ -47,6 +47,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 	arrived := map[string]bool{}
 	handler := func(_ context.Context, _ *sql.Tx, m subscriber.Message) error {
 		now := time.Now()
+		time.Sleep(o.HandlerDelay) // after the clock: the delay is the handler's work, not the way to it
 		mu.Lock()
 		defer mu.Unlock()
 		if at, ok := committed[m.ID]; ok && !arrived[m.ID] {
@@ -137,6 +138,9 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 		Note: fmt.Sprintf("%d writers, commit to handler, relay polling (no Notify)", o.Writers)}
 	if o.Notify {
 		r.Note = fmt.Sprintf("%d writers, commit to handler, writers call Relay.Notify", o.Writers)
+	}
+	if o.HandlerDelay > 0 {
+		r.Note += fmt.Sprintf(", the handler takes %s per message", o.HandlerDelay)
 	}
 	r.Note += "; " + stages.summary() + "; " + cpu.summary()
 	if short := rateShortfall(o.Rate, r.MsgsPerS); short != "" {
