@@ -8,11 +8,12 @@ import (
 // applyCosts estimates, from the batches applied so far, how long the handlers take per
 // message and what a transaction costs besides them (BEGIN, the inbox insert, COMMIT and its
 // log flush). A lane uses it to decide how much to take along from idle lanes (see lanes):
-// taking a message along saves the transaction it would have had, but its handler then runs
-// after the batch's others instead of beside them. So a batch takes along at most as much
-// handler time as one transaction costs: with quick handlers (row sync) that is a whole
-// batch, with handlers that take longer than a commit nothing, and the lanes work in parallel
-// as they would alone.
+// taking a message along saves the transaction it would have had, but its handler then starts
+// after those of the messages before it in the batch instead of at once in a transaction of
+// its own. So a batch takes along only while all its handlers together take at most a quarter
+// of what a transaction costs, which bounds that delay to a small part of the least any
+// message waits anyway: quick handlers (row sync, a few inserts) share transactions; a handler
+// that waits on something for a millisecond or more keeps its lane to itself.
 type applyCosts struct {
 	mu             sync.Mutex
 	measured       bool
@@ -42,18 +43,21 @@ func (c *applyCosts) observe(messages int, handlers, total time.Duration) {
 	c.perTransaction += costWeight * (perTransaction - c.perTransaction)
 }
 
-// takeAlong returns how many messages a batch may take along from idle lanes, at most max:
-// as many as the handlers get through in the time of one transaction; none before anything was
-// measured.
-func (c *applyCosts) takeAlong(max int) int {
+// takeAlong returns how many messages a batch that holds batched may take along from idle
+// lanes, at most room; none before anything was measured.
+func (c *applyCosts) takeAlong(batched, room int) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case !c.measured:
+	if !c.measured {
 		return 0
-	case c.perMessage*float64(max) <= c.perTransaction:
-		return max
-	default:
-		return int(c.perTransaction / c.perMessage)
 	}
+	budget := c.perTransaction / takeAlongShare // handler time the whole batch may take
+	if c.perMessage*float64(batched+room) <= budget {
+		return room
+	}
+	return min(room, max(0, int(budget/c.perMessage)-batched))
 }
+
+// takeAlongShare: a batch that takes along keeps its handlers within 1/takeAlongShare of a
+// transaction's own cost (see applyCosts).
+const takeAlongShare = 4

@@ -48,7 +48,7 @@ type Config struct {
 	// Concurrency is the number of lanes applying messages in parallel. Messages with the
 	// same partition key (header sw-partition-key, else the message id) always use the same
 	// lane, in delivery order. A batch with room may take along what idle lanes hold, when
-	// the handlers are quicker than a transaction (see the package README). Default 4.
+	// the handlers are quick next to a transaction (see the package README). Default 4.
 	Concurrency int
 	// BatchSize is how many deliveries of one lane share one transaction (group commit).
 	// Default 32, at most 1000; 1 disables group commit.

@@ -24,10 +24,11 @@ type lanes struct {
 	queues    []*laneQueue
 	batchSize int
 	flush     time.Duration
-	takeAlong func(max int) int // how many of at most max deliveries a batch may take along
+	// takeAlong says how many deliveries (at most room) a batch of batched may take along.
+	takeAlong func(batched, room int) int
 }
 
-func newLanes(n, batchSize int, flush time.Duration, takeAlong func(max int) int) *lanes {
+func newLanes(n, batchSize int, flush time.Duration, takeAlong func(batched, room int) int) *lanes {
 	l := &lanes{queues: make([]*laneQueue, n), batchSize: batchSize, flush: flush, takeAlong: takeAlong}
 	for i := range l.queues {
 		l.queues[i] = newLaneQueue()
@@ -68,7 +69,7 @@ func (l *lanes) run(ctx context.Context, own int, apply func(context.Context, []
 		held := []*laneQueue{q}
 		limit := len(batch)
 		if limit < l.batchSize {
-			limit += l.takeAlong(l.batchSize - limit)
+			limit += l.takeAlong(len(batch), l.batchSize-len(batch))
 		}
 		for i := 1; i < len(l.queues) && len(batch) < limit; i++ {
 			other := l.queues[(own+i)%len(l.queues)]

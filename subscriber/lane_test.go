@@ -13,7 +13,7 @@ import (
 )
 
 // takeAll lets every batch take along as much as fits.
-func takeAll(max int) int { return max }
+func takeAll(_, room int) int { return room }
 
 // batchRecorder is a lane apply function that records the batches, by delivery tag.
 type batchRecorder struct {
@@ -172,7 +172,7 @@ func TestLaneLeavesABusyLaneAndTheBatchSizeAlone(t *testing.T) {
 }
 
 func TestLaneTakesAlongNoMoreThanAllowed(t *testing.T) {
-	l := newLanes(2, 32, 0, func(max int) int { return min(max, 1) })
+	l := newLanes(2, 32, 0, func(batched, room int) int { return min(room, 2-batched) }) // 2 in all
 	l.queues[0].push(amqp.Delivery{DeliveryTag: 1})
 	l.queues[1].push(amqp.Delivery{DeliveryTag: 11})
 	l.queues[1].push(amqp.Delivery{DeliveryTag: 12})
