@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -171,7 +172,8 @@ func relayInProcess(ctx context.Context, o Options, db *sql.DB, s *sink, n int) 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- relay.Run(runCtx) }()
+	// Labelled so a profile can tell the relay from the sink: pprof -tagfocus role=relay.
+	go pprof.Do(runCtx, pprof.Labels("role", "relay"), func(ctx context.Context) { done <- relay.Run(ctx) })
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	waitErr := s.Wait(waitCtx)
