@@ -105,6 +105,9 @@ type FetchRequest struct {
 	// Strict holds back every row whose partition key has an earlier row waiting for its
 	// retry (per-key order). Without it only the waiting rows themselves are skipped.
 	Strict bool
+	// Into is an array to append the rows to (from its start), so a caller that fetches again
+	// and again reuses one instead of growing a new one each time. nil allocates.
+	Into []PendingRow
 }
 
 // FetchResult is what one sweep of a partition found.
@@ -134,7 +137,7 @@ const seekAfterBlocked = 64
 // the later rows of their partition keys. Rows of one key share a hash, so they come in id
 // (write) order.
 func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
-	var res FetchResult
+	res := FetchResult{Rows: req.Into[:0]}
 	if req.Limit <= 0 {
 		return res, errors.New("outbox: fetch: limit must be positive")
 	}

@@ -242,3 +242,28 @@ func TestFetchGivesWrittenAtOnTheLocalClock(t *testing.T) {
 		t.Fatalf("WrittenAt %v is not between the write (%v) and 20ms before now", w, before)
 	}
 }
+
+// A fetch into a caller's array fills it from its start (whatever it held before) and reads
+// the same rows as a fetch that allocates.
+func TestFetchIntoReusesTheCallersArray(t *testing.T) {
+	t.Parallel()
+	db := newStoreDB(t)
+	writeMsgs(t, db, outbox.Message{ID: "r1", Exchange: "x", PartitionKey: "k"},
+		outbox.Message{ID: "r2", Exchange: "x", PartitionKey: "k"})
+	store, err := outbox.NewRelayStore(db.DB, outbox.Tables{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	into := make([]outbox.PendingRow, 1, 8)
+	into[0] = outbox.PendingRow{MessageID: "stale"}
+	res, err := store.Fetch(context.Background(), outbox.FetchRequest{Lo: 0, Hi: ^uint32(0), Limit: 10, Into: into})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(res.Rows); len(got) != 2 || got[0] != "r1" || got[1] != "r2" {
+		t.Fatalf("fetched %v, want [r1 r2]", got)
+	}
+	if &res.Rows[0] != &into[:1][0] {
+		t.Error("the rows are not in the array given as Into")
+	}
+}

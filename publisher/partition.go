@@ -34,6 +34,10 @@ type partition struct {
 	// latest another one does, hand-offs or not. Only the partition's goroutine uses it.
 	lastRead time.Time
 	tickets  uint64 // the last ticket shown (handoff.go); only the partition's goroutine uses it
+	// rowBuf is the array its reads fill, reused: growing a new one for every batch was a
+	// fifth of a drain's allocations. Emptied after each sweep so it keeps no payload alive.
+	// Only the partition's goroutine uses it.
+	rowBuf []outbox.PendingRow
 
 	validUntil atomic.Int64  // ns since r.start; past it the lease may have expired
 	ticket     atomic.Uint64 // non-zero while it waits for work: it may be handed rows (handoff.go)
@@ -146,6 +150,8 @@ func (p *partition) sweep(ctx context.Context, given []outbox.PendingRow) (int, 
 			return 0, 0, false, err
 		}
 		rows, read = res.Rows, whole
+		p.rowBuf = rows
+		defer clear(rows) // every row's fields, whatever drop below moved: settled by then
 		if len(rows) == 0 {
 			return 0, res.RetryIn, read, nil
 		}
@@ -272,7 +278,7 @@ func (p *partition) fetch(ctx context.Context) (res outbox.FetchResult, whole bo
 	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
 	res, err = p.r.store.Fetch(fetchCtx, outbox.FetchRequest{
 		Lo: p.lo, Hi: p.hi, From: from, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
-		Strict: cfg.Order == OrderStrict,
+		Strict: cfg.Order == OrderStrict, Into: p.rowBuf,
 	})
 	cancel()
 	if err != nil {
