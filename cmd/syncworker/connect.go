@@ -33,6 +33,16 @@ func openDB(s *settings) (*sql.DB, error) {
 	return db, nil
 }
 
+// keepPool lets db hold up to n connections and keeps them all between uses. A long-running
+// command uses its connections at a steady rate; a pool keeping fewer idle than it uses (two, by
+// database/sql's default) closes some after every burst and dials them again, which costs both
+// sides a handshake. Connections unused for a minute are closed.
+func keepPool(db *sql.DB, n int) {
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(time.Minute)
+}
+
 // pingDB connects once, explaining a TLS failure by the settings to check.
 func pingDB(ctx context.Context, db *sql.DB, s *settings) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)

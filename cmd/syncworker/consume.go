@@ -54,7 +54,8 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(max(c.Concurrency, 4) + 2)
+	keepPool(db, max(c.Concurrency, 4)+2)
+	reg.MustRegister(dbStatsCollector(db))
 	if v, err := outbox.SchemaVersion(ctx, db, outbox.Tables{}); err != nil || v < 1 {
 		if err == nil {
 			err = fmt.Errorf("schema version %d", v)

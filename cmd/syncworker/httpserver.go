@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net"
@@ -68,6 +69,12 @@ func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
+}
+
+// dbStatsCollector exports db's connection pool (go_sql_*: open, in use, waits, connections
+// closed for the idle limit or idle time) labelled db_name="syncworker".
+func dbStatsCollector(db *sql.DB) prometheus.Collector {
+	return collectors.NewDBStatsCollector(db, "syncworker")
 }
 
 // opsHandler serves /metrics, /healthz (the process is alive) and /readyz (every readiness

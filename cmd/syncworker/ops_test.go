@@ -107,8 +107,9 @@ consume:
 			metricValue(body, "syncworker_relay_returned_total") == 0 &&
 			metricValue(body, "syncworker_relay_own_reads_total") >= 1 &&
 			metricValue(body, "syncworker_relay_handoffs_total") >= 0 &&
-			metricValue(body, "syncworker_relay_delete_statements_total") >= 1
-		return ok, "relay metrics:\n" + grepLines(body, "syncworker_")
+			metricValue(body, "syncworker_relay_delete_statements_total") >= 1 &&
+			metricValue(body, `go_sql_open_connections{db_name="syncworker"}`) >= 1
+		return ok, "relay metrics:\n" + grepLines(body, "syncworker_") + "\n" + grepLines(body, "go_sql_")
 	})
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		_, body := httpGet(t, consumeURL+"/metrics")
@@ -117,8 +118,11 @@ consume:
 			metricValue(body, "syncworker_consume_parked_total") == 0 &&
 			metricValue(body, "syncworker_consume_consuming") == 1 &&
 			metricValue(body, "syncworker_consume_apply_latency_seconds_count") >= 1 &&
-			metricValue(body, "syncworker_consume_batch_size_sum") == n
-		return ok, "consume metrics:\n" + grepLines(body, "syncworker_")
+			metricValue(body, "syncworker_consume_batch_size_sum") == n &&
+			// Its lanes reuse their connections instead of dialing new ones.
+			metricValue(body, `go_sql_max_idle_closed_total{db_name="syncworker"}`) == 0 &&
+			metricValue(body, `go_sql_open_connections{db_name="syncworker"}`) >= 1
+		return ok, "consume metrics:\n" + grepLines(body, "syncworker_") + "\n" + grepLines(body, "go_sql_")
 	})
 }
 

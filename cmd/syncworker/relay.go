@@ -79,9 +79,7 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(64)
-	db.SetMaxIdleConns(32)
-	db.SetConnMaxIdleTime(time.Minute)
+	keepPool(db, 64)
 	if err := checkSchema(ctx, db); err != nil {
 		return err
 	}
@@ -92,6 +90,7 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 		return err
 	}
 	reg := newRegistry()
+	reg.MustRegister(dbStatsCollector(db))
 	cfg.Metrics = newRelayMetrics(reg)
 	cfg.Logger = log
 	relay, err := publisher.New(cfg)
