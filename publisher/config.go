@@ -47,7 +47,8 @@ func (o Order) String() string {
 // Config configures a Relay. DB and AMQP.URL are required; every other field has a default.
 type Config struct {
 	// DB is the database holding the outbox. Required. The relay uses up to about
-	// Partitions+3 connections at once.
+	// Partitions+3 connections at once; let db keep that many idle too (SetMaxIdleConns; the
+	// default of 2 closes and dials connections all the time).
 	DB *sql.DB
 	// AMQP says how to reach the broker. URL is required.
 	AMQP amqpx.DialConfig

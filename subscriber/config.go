@@ -49,6 +49,9 @@ type Config struct {
 	// same partition key (header sw-partition-key, else the message id) always use the same
 	// lane, in delivery order. A batch with room may take along what idle lanes hold, when
 	// the handlers are quick next to a transaction (see the package README). Default 4.
+	// Each lane holds a database connection while it applies: let db keep Concurrency+2
+	// connections, idle ones included (sql.DB.SetMaxIdleConns; database/sql keeps only 2 idle
+	// by default, so more lanes close connections and dial new ones all the time).
 	Concurrency int
 	// BatchSize is how many deliveries of one lane share one transaction (group commit).
 	// Default 32, at most 1000; 1 disables group commit.

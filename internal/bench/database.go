@@ -41,6 +41,9 @@ func benchDatabase(ctx context.Context, serverDSN, name string) (*sql.DB, string
 		drop()
 		return nil, "", nil, err
 	}
+	// As a service running a relay or subscriber should: connections are kept, not redialled
+	// after every burst (database/sql keeps 2 idle by default).
+	db.SetMaxIdleConns(64)
 	if err := outbox.Migrate(ctx, db); err != nil {
 		db.Close()
 		drop()
