@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime/pprof"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +74,9 @@ func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
 	done := make(chan error, 1)
 	cpu := startCPUUse()
 	start := time.Now()
-	go func() { done <- sub.Run(runCtx) }()
+	// Labelled for profiles: pprof -tagfocus role=subscriber,batch=1 (or 0, the default).
+	labels := pprof.Labels("role", "subscriber", "batch", strconv.Itoa(batch))
+	go pprof.Do(runCtx, labels, func(ctx context.Context) { done <- sub.Run(ctx) })
 	waitErr := waitFor(ctx, 2*time.Minute, func() bool { return counter.consumed.Load() >= int64(n) })
 	cpuNote := cpu.summary()
 	first, last := counter.span(start)
