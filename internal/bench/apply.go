@@ -21,8 +21,8 @@ import (
 // 1). The events are published to the queue first (not timed); the clock runs from the start
 // of the first transaction to the commit of the last event, so the subscriber's start-up
 // (dialing, consuming; shown in the note) is left out as the relay scenarios leave out the
-// relay's. Half the events insert new rows and half
-// update them with a newer version, so the version guard does both kinds of work.
+// relay's. Half the events insert new rows and half update them with a newer version, so the
+// version guard does both kinds of work.
 func Apply(ctx context.Context, o Options) ([]Result, error) {
 	on, err := applyRun(ctx, o, o.Messages, o.BatchSize)
 	if err != nil {
@@ -74,7 +74,8 @@ func applyRun(ctx context.Context, o Options, n, batch int) (Result, error) {
 	done := make(chan error, 1)
 	cpu := startCPUUse()
 	start := time.Now()
-	// Labelled for profiles: pprof -tagfocus role=subscriber,batch=1 (or 0, the default).
+	// Labelled for profiles: pprof -tagfocus 'batch=^1$' shows the batch-1 run, '^0$' the other
+	// (the subscriber's default batch).
 	labels := pprof.Labels("role", "subscriber", "batch", strconv.Itoa(batch))
 	go pprof.Do(runCtx, labels, func(ctx context.Context) { done <- sub.Run(ctx) })
 	waitErr := waitFor(ctx, 2*time.Minute, func() bool { return counter.consumed.Load() >= int64(n) })
@@ -205,5 +206,6 @@ func (c *consumedCounter) span(start time.Time) (first, last time.Time) {
 	}
 	return first, last
 }
+
 func (c *consumedCounter) Parked()       { c.parked.Add(1) }
 func (c *consumedCounter) Retried(_ int) { c.retried.Add(1) }
