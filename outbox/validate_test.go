@@ -172,3 +172,19 @@ func TestSplitStatements(t *testing.T) {
 		t.Fatalf("splitStatements = %q", got)
 	}
 }
+
+func TestValidateIdentifierAcceptsOnlyPlainASCIINames(t *testing.T) {
+	valid := []string{"a", "Z", "_", "$", "_x", "$x", "a1", "A_Z$9", "orders", strings.Repeat("c", 64)}
+	invalid := []string{"", "1a", "9", "a-b", "a b", "a.b", "a`b", "a'b", "a;b", "ä", "a\x00", "a\n",
+		strings.Repeat("c", 65)}
+	for _, name := range valid {
+		if err := ValidateIdentifier(name); err != nil {
+			t.Errorf("ValidateIdentifier(%q) = %v, want nil", name, err)
+		}
+	}
+	for _, name := range invalid {
+		if err := ValidateIdentifier(name); !errors.Is(err, ErrInvalidIdentifier) {
+			t.Errorf("ValidateIdentifier(%q) = %v, want ErrInvalidIdentifier", name, err)
+		}
+	}
+}
