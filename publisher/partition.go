@@ -34,9 +34,9 @@ type partition struct {
 	// latest another one does, hand-offs or not. Only the partition's goroutine uses it.
 	lastRead time.Time
 	tickets  uint64 // the last ticket shown (handoff.go); only the partition's goroutine uses it
-	// rowBuf is the array its reads fill, reused: growing a new one for every batch was a
-	// fifth of a drain's allocations. Emptied after each sweep so it keeps no payload alive.
-	// Only the partition's goroutine uses it.
+	// rowBuf is the array its reads fill, reused while it is busy: growing a new one for every
+	// batch was a fifth of a drain's allocations. Emptied after each sweep so it keeps no
+	// payload alive, and dropped when the partition waits. Only the partition's goroutine uses it.
 	rowBuf []outbox.PendingRow
 
 	validUntil atomic.Int64  // ns since r.start; past it the lease may have expired
@@ -120,6 +120,7 @@ func (p *partition) run(ctx context.Context) {
 		if retryIn > 0 && retryIn < wait {
 			wait = retryIn + time.Millisecond
 		}
+		p.rowBuf = nil // only a busy partition keeps one: many idle ones would hold BatchSize rows each
 		given = p.waitForWork(ctx, wait)
 	}
 }
