@@ -80,8 +80,7 @@ func waitDone(t *testing.T, done <-chan error) error {
 
 func TestLaneAppliesWhatIsQueuedAtOnce(t *testing.T) {
 	l := newLanes(1, 32, 0, takeAll)
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 1})
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 2})
+	pushTags(l.queues[0], 1, 2)
 	if got := firstBatch(t, l, 0); got != "[1 2]" {
 		t.Fatalf("first batch %v, want deliveries 1 and 2 in order", got)
 	}
@@ -95,12 +94,11 @@ func TestLaneAppliesWhatIsQueuedAtOnce(t *testing.T) {
 func TestLaneWithFlushWaitsForTheBatchToFill(t *testing.T) {
 	// An hour of flush interval: only the batch reaching its size ends the wait.
 	l := newLanes(1, 3, time.Hour, takeAll)
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 1})
+	pushTags(l.queues[0], 1)
 	rec := newBatchRecorder()
 	done := runLane(l, 0, rec.apply)
 	time.Sleep(20 * time.Millisecond)
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 2})
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 3})
+	pushTags(l.queues[0], 2, 3)
 	if got := rec.next(t); len(got) != 3 {
 		t.Fatalf("first batch %v, want the full batch of 3", got)
 	}
@@ -108,7 +106,7 @@ func TestLaneWithFlushWaitsForTheBatchToFill(t *testing.T) {
 	waitDone(t, done) //nolint:errcheck // the recorder never fails
 
 	short := newLanes(1, 3, 10*time.Millisecond, takeAll)
-	short.queues[0].push(amqp.Delivery{DeliveryTag: 4})
+	pushTags(short.queues[0], 4)
 	if got := firstBatch(t, short, 0); got != "[4]" {
 		t.Fatalf("after the flush interval the batch is %v, want delivery 4 alone", got)
 	}
@@ -116,7 +114,7 @@ func TestLaneWithFlushWaitsForTheBatchToFill(t *testing.T) {
 
 func TestLaneStopsOnceClosed(t *testing.T) {
 	l := newLanes(1, 32, 0, takeAll)
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 1})
+	pushTags(l.queues[0], 1)
 	l.close()
 	rec := newBatchRecorder()
 	if err := waitDone(t, runLane(l, 0, rec.apply)); err != nil || len(rec.batches) != 0 {
@@ -134,8 +132,7 @@ func TestLaneStopsOnceClosed(t *testing.T) {
 func TestLaneTakesAlongWhatIdleLanesHold(t *testing.T) {
 	l := newLanes(4, 32, 0, takeAll)
 	for i, q := range l.queues {
-		q.push(amqp.Delivery{DeliveryTag: uint64(10*i + 1)})
-		q.push(amqp.Delivery{DeliveryTag: uint64(10*i + 2)})
+		pushTags(q, uint64(10*i+1), uint64(10*i+2))
 	}
 	// Lane 2 alone runs; the others are idle, so one transaction serves all four queues,
 	// each queue's deliveries in order, its own first.
@@ -146,11 +143,10 @@ func TestLaneTakesAlongWhatIdleLanesHold(t *testing.T) {
 
 func TestLaneLeavesABusyLaneAndTheBatchSizeAlone(t *testing.T) {
 	l := newLanes(3, 3, 0, takeAll)
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 1})
-	l.queues[1].push(amqp.Delivery{DeliveryTag: 11}) // lane 1 is applying: not taken along
-	l.queues[2].push(amqp.Delivery{DeliveryTag: 21})
-	l.queues[2].push(amqp.Delivery{DeliveryTag: 22})
-	l.queues[2].push(amqp.Delivery{DeliveryTag: 23}) // over the batch size: stays
+	pushTags(l.queues[0], 1)
+	pushTags(l.queues[1], 11) // lane 1 is applying: not taken along
+	pushTags(l.queues[2], 21, 22)
+	pushTags(l.queues[2], 23) // over the batch size: stays
 	l.queues[1].applying.Lock()
 	rec := newBatchRecorder()
 	done := runLane(l, 0, rec.apply)
@@ -162,7 +158,7 @@ func TestLaneLeavesABusyLaneAndTheBatchSizeAlone(t *testing.T) {
 	}
 	// Lane 2's last delivery has no batch to join until lane 0 looks again; lane 1 is still
 	// busy, so lane 0 takes lane 2's alone.
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 2})
+	pushTags(l.queues[0], 2)
 	if got := rec.next(t); fmt.Sprint(got) != "[2 23]" {
 		t.Fatalf("batch %v, want 2 and 23", got)
 	}
@@ -173,9 +169,8 @@ func TestLaneLeavesABusyLaneAndTheBatchSizeAlone(t *testing.T) {
 
 func TestLaneTakesAlongNoMoreThanAllowed(t *testing.T) {
 	l := newLanes(2, 32, 0, func(batched, room int) int { return min(room, 2-batched) }) // 2 in all
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 1})
-	l.queues[1].push(amqp.Delivery{DeliveryTag: 11})
-	l.queues[1].push(amqp.Delivery{DeliveryTag: 12})
+	pushTags(l.queues[0], 1)
+	pushTags(l.queues[1], 11, 12)
 	if got := firstBatch(t, l, 0); got != "[1 11]" {
 		t.Fatalf("batch %v, want 1 and one taken along, 11", got)
 	}
@@ -183,8 +178,8 @@ func TestLaneTakesAlongNoMoreThanAllowed(t *testing.T) {
 
 func TestLaneFailureReleasesTheLanesItTookFrom(t *testing.T) {
 	l := newLanes(2, 32, 0, takeAll)
-	l.queues[0].push(amqp.Delivery{DeliveryTag: 1})
-	l.queues[1].push(amqp.Delivery{DeliveryTag: 11})
+	pushTags(l.queues[0], 1)
+	pushTags(l.queues[1], 11)
 	boom := errors.New("move failed")
 	var got []amqp.Delivery
 	err := waitDone(t, runLane(l, 0, func(_ context.Context, ds []amqp.Delivery) error {
@@ -285,5 +280,12 @@ func TestLanesKeepEachKeysOrderUnderLoad(t *testing.T) {
 	t.Logf("%d batches, %d of them with deliveries of several lanes", batches, mixed)
 	if mixed == 0 {
 		t.Error("no batch took along another lane's deliveries: the test did not exercise it")
+	}
+}
+
+// pushTags queues deliveries with the given delivery tags, in order.
+func pushTags(q *laneQueue, tags ...uint64) {
+	for _, tag := range tags {
+		q.push(amqp.Delivery{DeliveryTag: tag})
 	}
 }
