@@ -2,7 +2,6 @@ package subscriber
 
 import (
 	"context"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -15,8 +14,8 @@ import (
 // A lane's batch with room left takes along what is queued in the lanes that are not applying
 // anything at that moment: at moderate rates each lane would otherwise commit a message or two
 // at a time, several transactions (and log flushes) where one does. How much it takes along
-// is up to takeAlong (applyCosts: no more handler time than a transaction costs, so slow
-// handlers keep running in parallel); under load every lane fills its own batch and they
+// is up to takeAlong (applyCosts: the batch's handlers within a quarter of a transaction's
+// own cost, so slow handlers keep running in parallel); under load every lane fills its own batch and they
 // commit in parallel anyway. A queue's deliveries are still applied one batch after the other,
 // whichever lane applies them (laneQueue.applying), and the lanes' keys are disjoint, so each
 // key's order is kept.
@@ -48,10 +47,15 @@ func (l *lanes) close() {
 	}
 }
 
+// laneOf is the lane of key: 32-bit FNV-1a mod n, computed in place (hash/fnv's hasher and
+// the key's conversion to bytes cost two allocations per delivery).
 func laneOf(key string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(key)) //nolint:errcheck // hash writes cannot fail
-	return int(h.Sum32() % uint32(n))
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
 }
 
 // run is lane own: it applies batches with apply (what queued in its queue while the previous

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -287,5 +288,18 @@ func TestLanesKeepEachKeysOrderUnderLoad(t *testing.T) {
 func pushTags(q *laneQueue, tags ...uint64) {
 	for _, tag := range tags {
 		q.push(amqp.Delivery{DeliveryTag: tag})
+	}
+}
+
+// laneOf is FNV-1a, as hash/fnv computes it, mod the lane count.
+func TestLaneOfIsFNV1aModLanes(t *testing.T) {
+	for _, key := range []string{"", "k", "k0", "k999", "orders:{\"id\":42}", "ü-key"} {
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		for _, n := range []int{1, 4, 7} {
+			if got, want := laneOf(key, n), int(h.Sum32()%uint32(n)); got != want {
+				t.Errorf("laneOf(%q, %d) = %d, want %d", key, n, got, want)
+			}
+		}
 	}
 }
