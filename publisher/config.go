@@ -15,6 +15,9 @@ import (
 	"github.com/syncworker/syncworker/outbox"
 )
 
+// DefaultPollInterval is Config.PollInterval's default.
+const DefaultPollInterval = 5 * time.Millisecond
+
 // Order says what happens to the later messages of a partition key when one fails.
 type Order int
 
@@ -96,8 +99,14 @@ type Config struct {
 	// RenewInterval is how often leases are renewed and rebalanced. Default LeaseTTL/4.
 	RenewInterval time.Duration
 	// PollInterval is the longest an idle relay waits between two looks for new rows (one
-	// primary-key probe each); after activity it starts at 1ms and doubles. Default 5ms.
+	// primary-key probe each) during its first second without new rows; after activity it
+	// starts at 1ms and doubles. Default 5ms.
 	PollInterval time.Duration
+	// IdlePollInterval is the longest wait between two looks once a second passed without new
+	// rows: the first row after a lull may wait this long, and a quiet relay costs the relay
+	// and the database a fifth of what looking every PollInterval would. Default 25ms, or
+	// PollInterval when that is longer; at least PollInterval.
+	IdlePollInterval time.Duration
 	// SafetySweep is how often a partition reads its range itself at the least, even while
 	// idle or served by hand-offs, which bounds the delay of rows that commit long after rows
 	// with higher ids. Default 1s.
@@ -153,7 +162,8 @@ func (c *Config) setDefaults() {
 	defDur(&c.RetryMax, 5*time.Minute)
 	defDur(&c.LeaseTTL, 10*time.Second)
 	defDur(&c.RenewInterval, c.LeaseTTL/4)
-	defDur(&c.PollInterval, 5*time.Millisecond)
+	defDur(&c.PollInterval, DefaultPollInterval)
+	defDur(&c.IdlePollInterval, max(25*time.Millisecond, c.PollInterval))
 	defDur(&c.SafetySweep, time.Second)
 	defDur(&c.LateCommitWindow, 500*time.Millisecond)
 	defDur(&c.ConfirmTimeout, 30*time.Second)
@@ -211,7 +221,8 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{
 		{"RetryInitial", c.RetryInitial}, {"RetryMax", c.RetryMax}, {"LeaseTTL", c.LeaseTTL},
-		{"RenewInterval", c.RenewInterval}, {"PollInterval", c.PollInterval}, {"SafetySweep", c.SafetySweep},
+		{"RenewInterval", c.RenewInterval}, {"PollInterval", c.PollInterval},
+		{"IdlePollInterval", c.IdlePollInterval}, {"SafetySweep", c.SafetySweep},
 		{"LateCommitWindow", c.LateCommitWindow}, {"ConfirmTimeout", c.ConfirmTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout},
 	} {
@@ -224,6 +235,9 @@ func (c Config) Validate() error {
 	}
 	if c.RenewInterval > 0 && c.LeaseTTL > 0 && c.RenewInterval*2 > c.LeaseTTL {
 		bad("RenewInterval: %s must be at most half of LeaseTTL %s", c.RenewInterval, c.LeaseTTL)
+	}
+	if c.IdlePollInterval < c.PollInterval {
+		bad("IdlePollInterval: %s is shorter than PollInterval %s", c.IdlePollInterval, c.PollInterval)
 	}
 	if c.Order != OrderStrict && c.Order != OrderRelaxed {
 		bad("Order: %d is neither strict nor relaxed", c.Order)

@@ -82,3 +82,39 @@ func TestWatcherLeavesABusyPartitionsBacklogAlone(t *testing.T) {
 	}
 	t.Logf("the watcher read %d rows", reads.watched.Load())
 }
+
+// The watcher looks again after 1ms when a look found work, backs off to PollInterval while
+// quiet, and only after idleAfter of quiet further to IdlePollInterval; work or Notify brings
+// it back to 1ms at once. A failed look waits PollInterval.
+func TestLookPace(t *testing.T) {
+	cfg := &Config{PollInterval: 5 * time.Millisecond, IdlePollInterval: 40 * time.Millisecond}
+	t0 := time.Now()
+	p := lookPace{interval: cfg.PollInterval, quietSince: t0}
+	step := func(woke bool, at time.Duration, want time.Duration) {
+		t.Helper()
+		p.looked(woke, false, t0.Add(at), cfg)
+		if p.interval != want {
+			t.Fatalf("after a look at %s (woke %v): wait %s, want %s", at, woke, p.interval, want)
+		}
+	}
+	step(true, 0, time.Millisecond)
+	step(false, 10*time.Millisecond, 2*time.Millisecond)
+	step(false, 20*time.Millisecond, 4*time.Millisecond)
+	step(false, 30*time.Millisecond, 5*time.Millisecond)
+	step(false, idleAfter-time.Millisecond, 5*time.Millisecond) // quiet, but not for long enough
+	step(false, idleAfter, 10*time.Millisecond)
+	step(false, idleAfter+20*time.Millisecond, 20*time.Millisecond)
+	step(false, idleAfter+40*time.Millisecond, 40*time.Millisecond)
+	step(false, idleAfter+80*time.Millisecond, 40*time.Millisecond)
+	step(true, idleAfter+120*time.Millisecond, time.Millisecond)
+	step(false, idleAfter+200*time.Millisecond, 2*time.Millisecond) // quiet again, from its start
+	p.notified(t0.Add(2 * idleAfter))
+	if p.interval != time.Millisecond {
+		t.Fatalf("after Notify: wait %s, want 1ms", p.interval)
+	}
+	step(false, 2*idleAfter+time.Millisecond, 2*time.Millisecond)
+	p.looked(false, true, t0.Add(4*idleAfter), cfg)
+	if p.interval != cfg.PollInterval {
+		t.Fatalf("after a failed look: wait %s, want %s", p.interval, cfg.PollInterval)
+	}
+}

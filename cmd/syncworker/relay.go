@@ -39,6 +39,7 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	b.duration("retry-max", "longest backoff between attempts (relay.retry_max; default 5m)", func(s *settings) *time.Duration { return &s.Relay.RetryMax })
 	b.duration("lease-ttl", "partition lease time: how long a dead relay's partitions wait (relay.lease_ttl; default 10s)", func(s *settings) *time.Duration { return &s.Relay.LeaseTTL })
 	b.duration("poll-interval", "longest wait of an idle relay between looks for new rows (relay.poll_interval; default 5ms)", func(s *settings) *time.Duration { return &s.Relay.PollInterval })
+	b.duration("idle-poll-interval", "longest wait between looks once a second passed without new rows (relay.idle_poll_interval; default 25ms or poll-interval if longer)", func(s *settings) *time.Duration { return &s.Relay.IdlePollInterval })
 	b.duration("shutdown-timeout", "how long SIGTERM waits for outstanding confirms (relay.shutdown_timeout; default 15s)", func(s *settings) *time.Duration { return &s.Relay.ShutdownTimeout })
 	b.duration("stats-interval", "how often the outbox backlog gauges are sampled (relay.stats_interval; default 5s)", func(s *settings) *time.Duration { return &s.Relay.StatsInterval })
 	b.str("app-id", "AMQP app_id property of published messages (relay.app_id; default \"syncworker\")", func(s *settings) *string { return &s.Relay.AppID })
@@ -68,7 +69,7 @@ func relayConfig(s *settings, db *sql.DB) (publisher.Config, error) {
 		DB: db, AMQP: dc, Group: r.Group, MemberID: r.MemberID, Partitions: r.Partitions,
 		Channels: r.Channels, Window: r.Window, BatchSize: r.BatchSize, Order: order, KeyWindow: r.KeyWindow,
 		MaxAttempts: r.MaxAttempts, RetryInitial: r.RetryInitial, RetryMax: r.RetryMax, LeaseTTL: r.LeaseTTL,
-		PollInterval: r.PollInterval, ConfirmTimeout: r.ConfirmTimeout, ShutdownTimeout: r.ShutdownTimeout,
+		PollInterval: r.PollInterval, IdlePollInterval: r.IdlePollInterval, ConfirmTimeout: r.ConfirmTimeout, ShutdownTimeout: r.ShutdownTimeout,
 		StatsInterval: r.StatsInterval, AppID: r.AppID,
 	}, nil
 }

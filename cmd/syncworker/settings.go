@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/syncworker/syncworker/internal/tlsconfig"
+	"github.com/syncworker/syncworker/publisher"
 	"github.com/syncworker/syncworker/subscriber"
 )
 
@@ -48,23 +49,24 @@ type settings struct {
 
 // relaySettings are the publisher.Config knobs; zero means the publisher's default.
 type relaySettings struct {
-	Group           string        `yaml:"group" env:"SYNCWORKER_RELAY_GROUP"`
-	MemberID        string        `yaml:"member_id" env:"SYNCWORKER_RELAY_MEMBER_ID"`
-	Partitions      int           `yaml:"partitions"`
-	Channels        int           `yaml:"channels"`
-	Window          int           `yaml:"window"`
-	BatchSize       int           `yaml:"batch_size"`
-	KeyWindow       int           `yaml:"key_window"`
-	Order           string        `yaml:"order"`
-	MaxAttempts     int           `yaml:"max_attempts"`
-	RetryInitial    time.Duration `yaml:"retry_initial"`
-	RetryMax        time.Duration `yaml:"retry_max"`
-	LeaseTTL        time.Duration `yaml:"lease_ttl"`
-	PollInterval    time.Duration `yaml:"poll_interval"`
-	ConfirmTimeout  time.Duration `yaml:"confirm_timeout"`
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	StatsInterval   time.Duration `yaml:"stats_interval"`
-	AppID           string        `yaml:"app_id"`
+	Group            string        `yaml:"group" env:"SYNCWORKER_RELAY_GROUP"`
+	MemberID         string        `yaml:"member_id" env:"SYNCWORKER_RELAY_MEMBER_ID"`
+	Partitions       int           `yaml:"partitions"`
+	Channels         int           `yaml:"channels"`
+	Window           int           `yaml:"window"`
+	BatchSize        int           `yaml:"batch_size"`
+	KeyWindow        int           `yaml:"key_window"`
+	Order            string        `yaml:"order"`
+	MaxAttempts      int           `yaml:"max_attempts"`
+	RetryInitial     time.Duration `yaml:"retry_initial"`
+	RetryMax         time.Duration `yaml:"retry_max"`
+	LeaseTTL         time.Duration `yaml:"lease_ttl"`
+	PollInterval     time.Duration `yaml:"poll_interval"`
+	IdlePollInterval time.Duration `yaml:"idle_poll_interval"`
+	ConfirmTimeout   time.Duration `yaml:"confirm_timeout"`
+	ShutdownTimeout  time.Duration `yaml:"shutdown_timeout"`
+	StatsInterval    time.Duration `yaml:"stats_interval"`
+	AppID            string        `yaml:"app_id"`
 }
 
 // consumeSettings configure `syncworker consume`; zero means the subscriber's default.
@@ -327,7 +329,8 @@ func (s *settings) validateRelay(errs *configErrors) {
 		errs.add("relay.order", "%q is not allowed; allowed: strict, relaxed", r.Order)
 	}
 	for key, d := range map[string]time.Duration{"relay.retry_initial": r.RetryInitial, "relay.retry_max": r.RetryMax,
-		"relay.lease_ttl": r.LeaseTTL, "relay.poll_interval": r.PollInterval, "relay.confirm_timeout": r.ConfirmTimeout,
+		"relay.lease_ttl": r.LeaseTTL, "relay.poll_interval": r.PollInterval, "relay.idle_poll_interval": r.IdlePollInterval,
+		"relay.confirm_timeout":  r.ConfirmTimeout,
 		"relay.shutdown_timeout": r.ShutdownTimeout} {
 		if d < 0 {
 			errs.add(key, "%s is negative; allowed: a positive duration such as 500ms or 10s, or 0 for the default", d)
@@ -335,6 +338,13 @@ func (s *settings) validateRelay(errs *configErrors) {
 	}
 	if r.RetryMax > 0 && r.RetryInitial > r.RetryMax {
 		errs.add("relay.retry_max", "%s is shorter than relay.retry_initial %s", r.RetryMax, r.RetryInitial)
+	}
+	poll := r.PollInterval
+	if poll == 0 {
+		poll = publisher.DefaultPollInterval
+	}
+	if r.IdlePollInterval > 0 && r.IdlePollInterval < poll {
+		errs.add("relay.idle_poll_interval", "%s is shorter than relay.poll_interval %s", r.IdlePollInterval, poll)
 	}
 }
 

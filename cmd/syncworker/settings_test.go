@@ -72,6 +72,7 @@ relay:
   partitions: 5000
   order: random
   channels: -1
+  idle_poll_interval: 2ms
 consume:
   batch_size: 2000
   retry:
@@ -90,8 +91,9 @@ consume:
 		"bad.yaml:11: relay.partitions: 5000 is out of range; allowed: 1 to 4096",
 		"bad.yaml:12: relay.order",
 		"bad.yaml:13: relay.channels",
-		"bad.yaml:15: consume.batch_size",
-		"bad.yaml:17: consume.retry.delays[1]",
+		"bad.yaml:14: relay.idle_poll_interval: 2ms is shorter than relay.poll_interval 5ms",
+		"bad.yaml:16: consume.batch_size",
+		"bad.yaml:18: consume.retry.delays[1]",
 		"consume.queue: is required",
 		"consume.consumer_name: is required",
 		"consume.row_sync.tables: is empty",
