@@ -70,7 +70,7 @@ type query struct {
 	table   string   // quoted
 	keys    []string // quoted key columns, in order
 	keyText string   // canonical key text, for matching rows across sides
-	rowHash string   // MD5 of the canonical row text (hex)
+	rowHash string   // 128 bits of the SHA-256 of the canonical row text (32 hex digits)
 }
 
 func (s *side) query(keys, cols []string) query {
@@ -87,7 +87,9 @@ func (s *side) query(keys, cols []string) query {
 		rowParts = append(rowParts, "IFNULL(CONCAT(CHAR_LENGTH("+e+"), ':', "+e+"), 'N')")
 	}
 	q.keyText = "CONCAT_WS(',', " + strings.Join(wrapNull(keyParts), ", ") + ")"
-	q.rowHash = "MD5(CONCAT_WS(',', " + strings.Join(rowParts, ", ") + "))"
+	// SHA2, not MD5: MySQL 9 moved MD5() out of the server into an optional component, and
+	// every MariaDB and MySQL has SHA2. Half of its digest is as wide as MD5's was.
+	q.rowHash = "LEFT(SHA2(CONCAT_WS(',', " + strings.Join(rowParts, ", ") + "), 256), 32)"
 	return q
 }
 
@@ -146,7 +148,7 @@ func (q query) where(lo, hi []any) (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-// checksum is the chunk's row count and XOR of row hashes (two 64-bit halves of the MD5).
+// checksum is the chunk's row count and XOR of row hashes (their two 64-bit halves).
 func (q query) checksum(ctx context.Context, db *sql.DB, lo, hi []any) (sum chunkSum, err error) {
 	where, args := q.where(lo, hi)
 	stmt := "SELECT COUNT(*), IFNULL(BIT_XOR(CAST(CONV(LEFT(h, 16), 16, 10) AS UNSIGNED)), 0), " +

@@ -2,8 +2,8 @@
 // loading either table: the proof that a sync worked.
 //
 // The key space is walked in ordered chunks (keyset pagination on the key columns, on the
-// source). For each chunk both servers compute COUNT(*) and the XOR of a 128-bit MD5 of every
-// row's canonical text; only a chunk whose sums differ is read row by row (its source rows,
+// source). For each chunk both servers compute COUNT(*) and the XOR of a 128-bit hash (half a
+// SHA-256) of every row's canonical text; only a chunk whose sums differ is read row by row (its source rows,
 // at most ChunkSize, are held; the replica's rows are streamed) to classify differing, missing
 // and extra rows. Source and replica may live on different servers.
 package verify
