@@ -159,3 +159,47 @@ func TestOrderModesAfterAFailure(t *testing.T) {
 		})
 	}
 }
+
+// A partition whose range holds a row waiting for its retry is woken for new rows, not handed
+// them: a hand-off read of its range would read the waiting rows only to find that it cannot
+// serve it, and the partition's own sweep would read them again (with many failing rows, every
+// new row cost two reads of all of them). New rows, of other keys and of the failed one, are
+// still published (the failed key's after its row, here never: it waits a minute).
+func TestWatcherWakesAPartitionHoldingAWaitingRow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.Partitions = 1
+	cfg.RetryInitial, cfg.RetryMax = time.Minute, time.Minute
+	cfg.SafetySweep = time.Minute // only the watcher brings the new rows in time
+	run := e.start(cfg)
+	failing := outbox.Message{ID: "waits-1", Exchange: e.broker.Name("no-such-exchange"), RoutingKey: "rk",
+		PartitionKey: "failing", Payload: []byte("{}")}
+	e.write(failing)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		run.relay.mu.Lock()
+		p := run.relay.parts[0]
+		run.relay.mu.Unlock()
+		return p != nil && p.holdsWaiting.Load() && p.ticket.Load() != 0, "partition not waiting with its failed row yet"
+	})
+	before := run.relay.rangeReads.Load()
+	for i := range 10 {
+		m := e.msg(fmt.Sprint("k", i), i)
+		m.ID = fmt.Sprint("after-", i)
+		e.write(m)
+		testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+			return c.distinct() == i+1, fmt.Sprintf("%d of %d messages arrived", c.distinct(), i+1)
+		})
+	}
+	if reads := run.relay.rangeReads.Load() - before; reads != 0 {
+		t.Errorf("the watcher read the range %d times for a partition it could only wake", reads)
+	}
+	held := e.msg("failing", 99)
+	held.ID = "held-behind-waits-1"
+	e.write(held)
+	time.Sleep(500 * time.Millisecond)
+	if c.distinct() != 10 {
+		t.Errorf("%d messages arrived, want the 10 of other keys only (strict order holds the failed key)", c.distinct())
+	}
+}

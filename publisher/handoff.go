@@ -17,7 +17,8 @@ import (
 // without a read of their own. What the watcher reads of a range is exactly what the
 // partition's next sweep would have read, in the same order, so order and late commits are
 // handled as by any sweep; a range holding a row that waits for a retry, or too large to read
-// whole, is left to the partition's own sweep.
+// whole, is left to the partition's own sweep; so is a partition whose last sweep found such a
+// row (partition.holdsWaiting): the watcher wakes it without reading its range.
 //
 // The protocol that keeps a row from being published twice: a waiting partition shows a
 // ticket (a number it never shows again). The watcher reads the tickets before it reads the
@@ -98,6 +99,7 @@ func (r *Relay) handOff(ctx context.Context, tickets map[*partition]uint64, offe
 	for i, p := range offered {
 		ranges[i] = outbox.HashRange{Lo: p.lo, Hi: p.hi}
 	}
+	r.rangeReads.Add(1)
 	got, err := r.store.FetchRanges(ctx, ranges, r.cfg.BatchSize, r.cfg.MaxBatchBytes)
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn("reading partitions with new rows failed; they sweep instead", zap.Error(err))

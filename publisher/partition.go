@@ -41,11 +41,14 @@ type partition struct {
 
 	validUntil atomic.Int64  // ns since r.start; past it the lease may have expired
 	ticket     atomic.Uint64 // non-zero while it waits for work: it may be handed rows (handoff.go)
-	handoff    chan handoff
-	deletions  *deletions // its confirmed rows' DELETEs running in the background
-	wake       chan struct{}
-	cancel     context.CancelFunc
-	done       chan struct{}
+	// holdsWaiting says, while it waits, that its range holds a row waiting for a retry: the
+	// watcher wakes it for new rows instead of reading its range for a hand-off (handoff.go).
+	holdsWaiting atomic.Bool
+	handoff      chan handoff
+	deletions    *deletions // its confirmed rows' DELETEs running in the background
+	wake         chan struct{}
+	cancel       context.CancelFunc
+	done         chan struct{}
 }
 
 // startPartition starts sweeping partition no under the lease with token, valid until
@@ -121,6 +124,7 @@ func (p *partition) run(ctx context.Context) {
 			wait = retryIn + time.Millisecond
 		}
 		p.rowBuf = nil // only a busy partition keeps one: many idle ones would hold BatchSize rows each
+		p.holdsWaiting.Store(retryIn > 0)
 		given = p.waitForWork(ctx, wait)
 	}
 }

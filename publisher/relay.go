@@ -42,8 +42,9 @@ type Relay struct {
 	crashed  atomic.Bool // test hook: stop like a killed process (no settling, no release)
 	frozen   atomic.Bool // test hook: the lease loop does nothing, as in a paused process
 	seen     atomic.Int64
-	looks    atomic.Int64 // the watcher's looks, for tests
-	reads    ReadMetrics  // cfg.Metrics if it implements ReadMetrics, else NopMetrics
+	// counted for tests: the watcher's looks, and its reads of ranges for hand-offs
+	looks, rangeReads atomic.Int64
+	reads             ReadMetrics // cfg.Metrics if it implements ReadMetrics, else NopMetrics
 }
 
 // New returns a relay for cfg, or every problem with cfg.

@@ -136,6 +136,14 @@ func (r *Relay) look(ctx context.Context, from int64, dealt map[int64]struct{}, 
 			// above the mark), or the partition's next sweep reads it.
 			continue
 		}
+		if p.holdsWaiting.Load() {
+			// Reading its range would only find the row waiting for its retry and wake it, after
+			// reading every such row: wake it now, its sweep reads the range once.
+			p.wakeUp()
+			dealt[row.ID] = struct{}{}
+			woke = true
+			continue
+		}
 		if !slices.Contains(offered, p) {
 			offered = append(offered, p)
 		}
