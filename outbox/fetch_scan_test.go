@@ -112,3 +112,46 @@ func TestFetchContinuesPastMaxScanFromNext(t *testing.T) {
 		})
 	}
 }
+
+// A strict fetch reports the rows it found waiting for their retry (hash and time until due),
+// and a fetch that skips those hashes reads none of their rows, held-back ones included, while
+// the other rows come as before. A relaxed fetch reports no waits.
+func TestFetchReportsWaitsAndSkipsHashes(t *testing.T) {
+	t.Parallel()
+	keys := testenv.KeysInHashOrder("w", 3)
+	stuckA, free, stuckB := keys[0], keys[1], keys[2]
+	store := scanFixture(t, map[string]int{stuckA: 10, stuckB: 10}, false, free, 3)
+	ctx := context.Background()
+	req := outbox.FetchRequest{Lo: 0, Hi: ^uint32(0), Limit: 500, Strict: true}
+	res, err := store.Fetch(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Waits) != 2 || res.Waits[0].Hash != outbox.PartitionHash(stuckA) || res.Waits[1].Hash != outbox.PartitionHash(stuckB) {
+		t.Fatalf("waits %+v, want the hashes of %s and %s", res.Waits, stuckA, stuckB)
+	}
+	for _, w := range res.Waits {
+		if w.In < 59*time.Minute || w.In > time.Hour {
+			t.Errorf("wait %s, want about the hour the rows were failed for", w.In)
+		}
+	}
+	if res.Scanned != 25 {
+		t.Errorf("scanned %d rows without skipping, want all 25", res.Scanned)
+	}
+	req.Skip = []uint32{res.Waits[0].Hash, res.Waits[1].Hash}
+	skipped, err := store.Fetch(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(skipped.Rows); len(got) != 3 || got[0] != free+"/0" || skipped.Scanned != 3 || len(skipped.Waits) != 0 {
+		t.Fatalf("skipping: fetched %v, scanned %d, waits %+v; want only %s's 3 rows", got, skipped.Scanned, skipped.Waits, free)
+	}
+	req.Skip, req.Strict = nil, false
+	if relaxed, err := store.Fetch(ctx, req); err != nil || len(relaxed.Waits) != 0 {
+		t.Fatalf("relaxed fetch: waits %+v, err %v; want none", relaxed.Waits, err)
+	}
+	req.Skip = make([]uint32, outbox.MaxSkip+1)
+	if _, err := store.Fetch(ctx, req); err == nil {
+		t.Fatal("a fetch skipping more than MaxSkip hashes was accepted")
+	}
+}

@@ -85,7 +85,7 @@ func (s *pendingScanner) row(readAt time.Time) PendingRow {
 		at += len(t)
 	}
 	r := PendingRow{
-		ID: s.id, MessageID: field[colMessageID], Exchange: field[colExchange],
+		ID: s.id, PartitionHash: s.hash, MessageID: field[colMessageID], Exchange: field[colExchange],
 		RoutingKey: field[colRoutingKey], PartitionKey: field[colPartitionKey], Type: field[colType],
 		AggregateType: field[colAggregateType], ContentType: field[colContentType],
 		CorrelationID: field[colCorrelationID],

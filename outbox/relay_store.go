@@ -21,6 +21,7 @@ type RelayStore struct {
 	tables Tables
 
 	fetchFirst, fetchNext string
+	fetchWith             string // the fetch with a slot for more conditions (%s), for Skip
 	deleteHead            string
 	failHead              string
 	deadInsertHead        string
@@ -45,7 +46,8 @@ func NewRelayStore(db *sql.DB, tables Tables) (*RelayStore, error) {
 	fetch := "SELECT " + pendingCols + " FROM {outbox} FORCE INDEX (ix_partition) WHERE partition_hash BETWEEN ? AND ? %s ORDER BY partition_hash, id LIMIT ?"
 	s := &RelayStore{db: db, tables: tables}
 	s.fetchFirst = tables.expand(fmt.Sprintf(fetch, ""))
-	s.fetchNext = tables.expand(fmt.Sprintf(fetch, "AND (partition_hash > ? OR (partition_hash = ? AND id > ?))"))
+	s.fetchNext = tables.expand(fmt.Sprintf(fetch, fetchAfter))
+	s.fetchWith = tables.expand(fetch)
 	s.deleteHead = tables.expand("DELETE FROM {outbox} WHERE id IN ")
 	s.failHead = tables.expand(`UPDATE {outbox} SET attempts = attempts + 1,
   next_attempt_at = NOW(6) + INTERVAL ? MICROSECOND, last_error = ? WHERE id IN `)
@@ -67,6 +69,7 @@ func (s *RelayStore) Tables() Tables { return s.tables }
 // PendingRow is one outbox row the relay may publish.
 type PendingRow struct {
 	ID            int64
+	PartitionHash uint32 // as stored (see PartitionHash)
 	MessageID     string
 	Exchange      string // "" is the default exchange
 	RoutingKey    string
@@ -108,6 +111,17 @@ type FetchRequest struct {
 	// Into is an array to append the rows to (from its start), so a caller that fetches again
 	// and again reuses one instead of growing a new one each time. nil allocates.
 	Into []PendingRow
+	// Skip lists hashes whose rows are not read at all (at most MaxSkip), for a strict caller
+	// that knows a row there waits for its retry (FetchResult.Waits): the rows held back
+	// behind it need not be read again before it is due. Every row of a skipped hash waits,
+	// whatever its key, so the rows of each key stay in order.
+	Skip []uint32
+}
+
+// HashWait is a row found waiting for its retry: its hash, and how long until it is due.
+type HashWait struct {
+	Hash uint32
+	In   time.Duration
 }
 
 // FetchResult is what one sweep of a partition found.
@@ -116,6 +130,8 @@ type FetchResult struct {
 	// RetryIn is the time until the earliest skipped row becomes ready, 0 when no row was
 	// skipped for its retry time.
 	RetryIn time.Duration
+	// Waits are, in strict order, the rows skipped for their retry (a hash may repeat).
+	Waits   []HashWait
 	Scanned int // rows read
 	Blocked int // rows read and held back behind an earlier row of their key (strict order)
 	// Truncated says the fetch stopped at MaxScan before the end of the range; Next is the
@@ -125,6 +141,12 @@ type FetchResult struct {
 	// Full says Rows reached Limit or MaxBytes: rows may follow them in the range.
 	Full bool
 }
+
+// fetchAfter continues a fetch after the last row read (a hash and an id).
+const fetchAfter = "AND (partition_hash > ? OR (partition_hash = ? AND id > ?))"
+
+// MaxSkip is the most hashes one Fetch leaves out (FetchRequest.Skip).
+const MaxSkip = 256
 
 // seekAfterBlocked is how many consecutive held-back rows of one hash a strict fetch reads
 // before it skips the rest of that hash with a new range query. A key stuck behind a failed
@@ -144,6 +166,22 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 	if req.MaxScan <= 0 {
 		req.MaxScan = 10 * req.Limit
 	}
+	if len(req.Skip) > MaxSkip {
+		return res, fmt.Errorf("outbox: fetch: %d hashes to skip, at most %d", len(req.Skip), MaxSkip)
+	}
+	first, next := s.fetchFirst, s.fetchNext
+	var skipArgs []any
+	if len(req.Skip) > 0 {
+		notIn := "AND partition_hash NOT IN (" + placeholders(len(req.Skip)) + ") "
+		first, next = fmt.Sprintf(s.fetchWith, notIn), fmt.Sprintf(s.fetchWith, notIn+fetchAfter)
+		skipArgs = make([]any, len(req.Skip))
+		for i, h := range req.Skip {
+			skipArgs[i] = h
+		}
+	}
+	query := func(args ...any) []any { // from, hi, the skipped hashes, then args
+		return append(append([]any{args[0], args[1]}, skipArgs...), args[2:]...)
+	}
 	from := max(req.From, req.Lo)
 	if from > req.Hi {
 		return res, nil
@@ -161,9 +199,9 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 		var err error
 		fetchStart := time.Now()
 		if fresh {
-			rows, err = s.db.QueryContext(ctx, s.fetchFirst, from, req.Hi, req.Limit)
+			rows, err = s.db.QueryContext(ctx, first, query(from, req.Hi, req.Limit)...)
 		} else {
-			rows, err = s.db.QueryContext(ctx, s.fetchNext, from, req.Hi, lastHash, lastHash, lastID, req.Limit)
+			rows, err = s.db.QueryContext(ctx, next, query(from, req.Hi, lastHash, lastHash, lastID, req.Limit)...)
 		}
 		if err != nil {
 			return res, fmt.Errorf("outbox: fetch partition [%d, %d]: %w", req.Lo, req.Hi, err)
@@ -188,6 +226,7 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 						blocked = map[string]struct{}{}
 					}
 					blocked[string(scan.partitionKey())] = struct{}{}
+					res.Waits = append(res.Waits, HashWait{Hash: hash, In: wait})
 				}
 				continue
 			}
@@ -376,6 +415,9 @@ func inList(head string, ids []int64, leading ...any) (string, []any) {
 	b.WriteByte(')')
 	return b.String(), args
 }
+
+// placeholders returns n comma-separated "?".
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }
 
 // truncateError cuts an error text to the last_error column's 1024 bytes.
 func truncateError(s string) string {

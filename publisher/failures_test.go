@@ -203,3 +203,95 @@ func TestWatcherWakesAPartitionHoldingAWaitingRow(t *testing.T) {
 		t.Errorf("%d messages arrived, want the 10 of other keys only (strict order holds the failed key)", c.distinct())
 	}
 }
+
+// In strict order the sweeps of a partition leave the hash of a row waiting for its retry
+// unread until the row is due: the 200 rows held back behind it are not read again for every
+// new row of another key (each sweep read the waiting row and 64 held ones before skipping).
+func TestSweepsLeaveAWaitingRowsHashUnread(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.Partitions = 1
+	cfg.RetryInitial, cfg.RetryMax = time.Minute, time.Minute
+	cfg.SafetySweep = time.Minute // no read of everything during the test
+	msgs := []outbox.Message{{ID: "stuck-0", Exchange: e.broker.Name("no-such-exchange"), RoutingKey: "rk",
+		PartitionKey: "stuck", Payload: []byte("{}")}}
+	for i := 1; i <= 200; i++ {
+		m := e.msg("stuck", i)
+		m.ID = fmt.Sprint("stuck-", i)
+		msgs = append(msgs, m)
+	}
+	e.write(msgs...)
+	run := e.start(cfg)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		run.relay.mu.Lock()
+		p := run.relay.parts[0]
+		run.relay.mu.Unlock()
+		return p != nil && p.holdsWaiting.Load() && p.ticket.Load() != 0, "partition not waiting with its failed row yet"
+	})
+	before := run.relay.scanned.Load()
+	for i := range 10 {
+		m := e.msg(fmt.Sprint("k", i), i)
+		m.ID = fmt.Sprint("free-", i)
+		e.write(m)
+		testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+			return c.distinct() == i+1, fmt.Sprintf("%d of %d messages arrived", c.distinct(), i+1)
+		})
+	}
+	// Each new row costs a sweep that reads it, and maybe a second that finds nothing.
+	if scanned := run.relay.scanned.Load() - before; scanned > 30 {
+		t.Errorf("sweeps scanned %d rows for 10 new ones: the held-back rows were read again", scanned)
+	}
+	if n := c.distinct(); n != 10 {
+		t.Errorf("%d messages arrived, want the 10 free ones (the held-back key waits for its row)", n)
+	}
+}
+
+// A hash left unread for its waiting row is read again when the row is due: the row is retried
+// (here it has become routable meanwhile) and the rows held back behind it follow in order,
+// while rows of other keys went ahead.
+func TestSkippedHashIsReadWhenItsRowIsDue(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.Partitions = 1
+	cfg.RetryInitial, cfg.RetryMax = time.Second, time.Second
+	cfg.SafetySweep = time.Minute // only the due time can bring the row back in time
+	exchange := e.broker.Name("declared-later")
+	first := e.msg("stuck", 0)
+	first.ID, first.Exchange, first.RoutingKey = "stuck-0", exchange, "rk"
+	msgs := []outbox.Message{first}
+	want := map[string]bool{first.ID: true}
+	for i := 1; i <= 20; i++ {
+		m := e.msg("stuck", i)
+		m.ID = fmt.Sprint("stuck-", i)
+		msgs, want[m.ID] = append(msgs, m), true
+	}
+	e.write(msgs...)
+	run := e.start(cfg)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		run.relay.mu.Lock()
+		p := run.relay.parts[0]
+		run.relay.mu.Unlock()
+		return p != nil && p.holdsWaiting.Load(), "partition not waiting with its failed row yet"
+	})
+	for i := range 3 {
+		m := e.msg(fmt.Sprint("k", i), i)
+		m.ID = fmt.Sprint("free-", i)
+		e.write(m)
+		want[m.ID] = true
+	}
+	ch := e.broker.Channel()
+	if err := ch.ExchangeDeclare(exchange, "direct", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(e.queue, "rk", exchange, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.waitAll(c, want, 30*time.Second)
+	if bad := c.outOfOrder(); bad != "" {
+		t.Error(bad)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,13 @@ type partition struct {
 	// latest another one does, hand-offs or not. Only the partition's goroutine uses it.
 	lastRead time.Time
 	tickets  uint64 // the last ticket shown (handoff.go); only the partition's goroutine uses it
+	// skip holds, in strict order, the hashes where its reads found a row waiting for a retry,
+	// each until the earliest such row there is due. Its reads leave them out (Fetch's Skip):
+	// the rows held back behind a waiting row would otherwise be read again by every sweep, and
+	// a partition sweeps for every new row while one waits. Every SafetySweep a read without
+	// them renews the list. Only the partition's goroutine uses skip and lastFullRead.
+	skip         map[uint32]time.Time
+	lastFullRead time.Time
 	// rowBuf is the array its reads fill, reused while it is busy: growing a new one for every
 	// batch was a fifth of a drain's allocations. Emptied after each sweep so it keeps no
 	// payload alive, and dropped when the partition waits. Only the partition's goroutine uses it.
@@ -277,17 +285,27 @@ func (p *partition) fetch(ctx context.Context) (res outbox.FetchResult, whole bo
 	// again): a read of its own starts once they are gone.
 	p.deletions.wait()
 	p.deletions.forgetFinished()
-	p.lastRead = time.Now()
+	now := time.Now()
+	p.lastRead = now
 	p.r.reads.OwnRead()
 	from := p.from
+	skip, skipUntil := p.skipped(now)
 	fetchCtx, cancel := context.WithTimeout(ctx, dbTimeout)
 	res, err = p.r.store.Fetch(fetchCtx, outbox.FetchRequest{
 		Lo: p.lo, Hi: p.hi, From: from, Limit: cfg.BatchSize, MaxBytes: cfg.MaxBatchBytes, MaxScan: cfg.MaxScan,
-		Strict: cfg.Order == OrderStrict, Into: p.rowBuf,
+		Strict: cfg.Order == OrderStrict, Into: p.rowBuf, Skip: skip,
 	})
 	cancel()
 	if err != nil {
 		return res, false, err
+	}
+	p.r.scanned.Add(int64(res.Scanned))
+	p.noteWaits(now, res.Waits)
+	if len(skip) > 0 {
+		// The skipped rows wait too: the partition must come back when the first is due.
+		if in := skipUntil.Sub(now); res.RetryIn == 0 || in < res.RetryIn {
+			res.RetryIn = max(in, time.Millisecond)
+		}
 	}
 	// Rows held back in front must not hide the rows behind them for ever: a sweep that read
 	// MaxScan rows without reaching the end leaves the next one (at the next hint, retry or
@@ -299,6 +317,55 @@ func (p *partition) fetch(ctx context.Context) (res outbox.FetchResult, whole bo
 	}
 	whole = from == p.lo && !res.Truncated && !res.Full && res.RetryIn == 0 && res.Blocked == 0
 	return res, whole, nil
+}
+
+// skipped returns the hashes the next read leaves out and when the first of them is due: none
+// when SafetySweep passed since the last read of everything (that read renews the list).
+func (p *partition) skipped(now time.Time) ([]uint32, time.Time) {
+	if len(p.skip) == 0 || now.Sub(p.lastFullRead) >= p.r.cfg.SafetySweep {
+		clear(p.skip)
+		p.lastFullRead = now
+		return nil, time.Time{}
+	}
+	type entry struct {
+		hash  uint32
+		until time.Time
+	}
+	due := make([]entry, 0, len(p.skip))
+	for h, until := range p.skip {
+		if !until.After(now) {
+			delete(p.skip, h) // due: read it, retry its row
+			continue
+		}
+		due = append(due, entry{h, until})
+	}
+	if len(due) > outbox.MaxSkip { // read the ones due soonest; they are the ones to watch
+		slices.SortFunc(due, func(a, b entry) int { return b.until.Compare(a.until) })
+		due = due[:outbox.MaxSkip]
+	}
+	hashes := make([]uint32, len(due))
+	var first time.Time
+	for i, e := range due {
+		hashes[i] = e.hash
+		if first.IsZero() || e.until.Before(first) {
+			first = e.until
+		}
+	}
+	return hashes, first
+}
+
+// noteWaits adds the hashes of rows a read found waiting for their retry to skip (strict
+// order only: Fetch reports none otherwise).
+func (p *partition) noteWaits(now time.Time, waits []outbox.HashWait) {
+	for _, w := range waits {
+		until := now.Add(w.In)
+		if p.skip == nil {
+			p.skip = map[uint32]time.Time{}
+		}
+		if old, ok := p.skip[w.Hash]; !ok || until.Before(old) {
+			p.skip[w.Hash] = until
+		}
+	}
 }
 
 // settle starts deleting the confirmed rows (in the background) and records the failed ones,
@@ -315,6 +382,7 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 	var done []int64
 	var failures []outbox.Failure
 	returned, nacked, retried, dead := 0, 0, 0, 0
+	now := time.Now()
 	for i := range rows {
 		row := &rows[i]
 		switch o := outcomes[i]; o.outcome {
@@ -342,6 +410,9 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 				f.Delay = r.retryDelay(attempts)
 				if retryIn == 0 || f.Delay < retryIn {
 					retryIn = f.Delay
+				}
+				if strict {
+					p.noteWaits(now, []outbox.HashWait{{Hash: row.PartitionHash, In: f.Delay}})
 				}
 			}
 			failures = append(failures, f)

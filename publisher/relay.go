@@ -42,9 +42,10 @@ type Relay struct {
 	crashed  atomic.Bool // test hook: stop like a killed process (no settling, no release)
 	frozen   atomic.Bool // test hook: the lease loop does nothing, as in a paused process
 	seen     atomic.Int64
-	// counted for tests: the watcher's looks, and its reads of ranges for hand-offs
-	looks, rangeReads atomic.Int64
-	reads             ReadMetrics // cfg.Metrics if it implements ReadMetrics, else NopMetrics
+	// counted for tests: the watcher's looks, its reads of ranges for hand-offs, and the rows
+	// the partitions' own reads scanned
+	looks, rangeReads, scanned atomic.Int64
+	reads                      ReadMetrics // cfg.Metrics if it implements ReadMetrics, else NopMetrics
 }
 
 // New returns a relay for cfg, or every problem with cfg.
