@@ -179,8 +179,11 @@ func (s *RelayStore) Fetch(ctx context.Context, req FetchRequest) (FetchResult, 
 			skipArgs[i] = h
 		}
 	}
-	query := func(args ...any) []any { // from, hi, the skipped hashes, then args
-		return append(append([]any{args[0], args[1]}, skipArgs...), args[2:]...)
+	query := func(args ...any) []any { // from, hi, the skipped hashes, then the rest
+		if len(skipArgs) == 0 {
+			return args
+		}
+		return append(append(append(make([]any, 0, len(args)+len(skipArgs)), args[:2]...), skipArgs...), args[2:]...)
 	}
 	from := max(req.From, req.Lo)
 	if from > req.Hi {
