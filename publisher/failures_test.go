@@ -169,29 +169,13 @@ func TestWatcherWakesAPartitionHoldingAWaitingRow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	c := e.consume(e.queue)
-	cfg := e.config()
-	cfg.Partitions = 1
-	cfg.RetryInitial, cfg.RetryMax = time.Minute, time.Minute
-	cfg.SafetySweep = time.Minute // only the watcher brings the new rows in time
-	run := e.start(cfg)
+	run := e.start(oneRetryingPartition(e.config(), time.Minute)) // only the watcher brings new rows in time
 	failing := outbox.Message{ID: "waits-1", Exchange: e.broker.Name("no-such-exchange"), RoutingKey: "rk",
 		PartitionKey: "failing", Payload: []byte("{}")}
 	e.write(failing)
-	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
-		run.relay.mu.Lock()
-		p := run.relay.parts[0]
-		run.relay.mu.Unlock()
-		return p != nil && p.holdsWaiting.Load() && p.ticket.Load() != 0, "partition not waiting with its failed row yet"
-	})
+	waitHoldingARetry(t, run.relay)
 	before := run.relay.rangeReads.Load()
-	for i := range 10 {
-		m := e.msg(fmt.Sprint("k", i), i)
-		m.ID = fmt.Sprint("after-", i)
-		e.write(m)
-		testenv.Eventually(t, 20*time.Second, func() (bool, string) {
-			return c.distinct() == i+1, fmt.Sprintf("%d of %d messages arrived", c.distinct(), i+1)
-		})
-	}
+	writeOneByOne(t, e, c, "after", 10)
 	if reads := run.relay.rangeReads.Load() - before; reads != 0 {
 		t.Errorf("the watcher read the range %d times for a partition it could only wake", reads)
 	}
@@ -211,10 +195,6 @@ func TestSweepsLeaveAWaitingRowsHashUnread(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	c := e.consume(e.queue)
-	cfg := e.config()
-	cfg.Partitions = 1
-	cfg.RetryInitial, cfg.RetryMax = time.Minute, time.Minute
-	cfg.SafetySweep = time.Minute // no read of everything during the test
 	msgs := []outbox.Message{{ID: "stuck-0", Exchange: e.broker.Name("no-such-exchange"), RoutingKey: "rk",
 		PartitionKey: "stuck", Payload: []byte("{}")}}
 	for i := 1; i <= 200; i++ {
@@ -223,22 +203,10 @@ func TestSweepsLeaveAWaitingRowsHashUnread(t *testing.T) {
 		msgs = append(msgs, m)
 	}
 	e.write(msgs...)
-	run := e.start(cfg)
-	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
-		run.relay.mu.Lock()
-		p := run.relay.parts[0]
-		run.relay.mu.Unlock()
-		return p != nil && p.holdsWaiting.Load() && p.ticket.Load() != 0, "partition not waiting with its failed row yet"
-	})
+	run := e.start(oneRetryingPartition(e.config(), time.Minute)) // no read of everything during the test
+	waitHoldingARetry(t, run.relay)
 	before := run.relay.scanned.Load()
-	for i := range 10 {
-		m := e.msg(fmt.Sprint("k", i), i)
-		m.ID = fmt.Sprint("free-", i)
-		e.write(m)
-		testenv.Eventually(t, 20*time.Second, func() (bool, string) {
-			return c.distinct() == i+1, fmt.Sprintf("%d of %d messages arrived", c.distinct(), i+1)
-		})
-	}
+	writeOneByOne(t, e, c, "free", 10)
 	// Each new row costs a sweep that reads it, and maybe a second that finds nothing.
 	if scanned := run.relay.scanned.Load() - before; scanned > 30 {
 		t.Errorf("sweeps scanned %d rows for 10 new ones: the held-back rows were read again", scanned)
@@ -255,10 +223,6 @@ func TestSkippedHashIsReadWhenItsRowIsDue(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	c := e.consume(e.queue)
-	cfg := e.config()
-	cfg.Partitions = 1
-	cfg.RetryInitial, cfg.RetryMax = time.Second, time.Second
-	cfg.SafetySweep = time.Minute // only the due time can bring the row back in time
 	exchange := e.broker.Name("declared-later")
 	first := e.msg("stuck", 0)
 	first.ID, first.Exchange, first.RoutingKey = "stuck-0", exchange, "rk"
@@ -270,13 +234,8 @@ func TestSkippedHashIsReadWhenItsRowIsDue(t *testing.T) {
 		msgs, want[m.ID] = append(msgs, m), true
 	}
 	e.write(msgs...)
-	run := e.start(cfg)
-	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
-		run.relay.mu.Lock()
-		p := run.relay.parts[0]
-		run.relay.mu.Unlock()
-		return p != nil && p.holdsWaiting.Load(), "partition not waiting with its failed row yet"
-	})
+	run := e.start(oneRetryingPartition(e.config(), time.Second)) // only the due time brings the row back in time
+	waitHoldingARetry(t, run.relay)
 	for i := range 3 {
 		m := e.msg(fmt.Sprint("k", i), i)
 		m.ID = fmt.Sprint("free-", i)
@@ -293,5 +252,41 @@ func TestSkippedHashIsReadWhenItsRowIsDue(t *testing.T) {
 	e.waitAll(c, want, 30*time.Second)
 	if bad := c.outOfOrder(); bad != "" {
 		t.Error(bad)
+	}
+}
+
+// oneRetryingPartition is cfg for one partition whose failed rows wait retry before their next
+// attempt, and whose safety sweeps do not come during a test.
+func oneRetryingPartition(cfg Config, retry time.Duration) Config {
+	cfg.Partitions = 1
+	cfg.RetryInitial, cfg.RetryMax = retry, retry
+	cfg.SafetySweep = time.Minute
+	return cfg
+}
+
+// waitHoldingARetry waits until the relay's partition waits for work, its range holding a
+// row that waits for its retry.
+func waitHoldingARetry(t *testing.T, r *Relay) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		r.mu.Lock()
+		p := r.parts[0]
+		r.mu.Unlock()
+		return p != nil && p.holdsWaiting.Load() && p.ticket.Load() != 0, "partition not waiting with its failed row yet"
+	})
+}
+
+// writeOneByOne writes n messages of keys k0, k1, ... (ids prefix-0, ...), each once the one
+// before arrived at c, which had received none of them before.
+func writeOneByOne(t *testing.T, e *env, c *consumer, prefix string, n int) {
+	t.Helper()
+	start := c.distinct()
+	for i := range n {
+		m := e.msg(fmt.Sprint("k", i), i)
+		m.ID = fmt.Sprint(prefix, "-", i)
+		e.write(m)
+		testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+			return c.distinct() == start+i+1, fmt.Sprintf("%d of %d messages arrived", c.distinct()-start, i+1)
+		})
 	}
 }
