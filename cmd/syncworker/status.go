@@ -24,6 +24,7 @@ type statusReport struct {
 	Group      string            `json:"group"`
 	Partitions []partitionStatus `json:"partitions"`
 	Backlog    int64             `json:"backlog"`
+	Retrying   int64             `json:"retrying"` // of the backlog, rows waiting for another attempt
 	OldestAge  float64           `json:"oldest_age_seconds"`
 	Dead       int64             `json:"dead"`
 	Leases     []leaseStatus     `json:"leases"`
@@ -34,6 +35,7 @@ type statusReport struct {
 type partitionStatus struct {
 	Partition int     `json:"partition"`
 	Pending   int64   `json:"pending"`
+	Retrying  int64   `json:"retrying"`           // failed at least once, waiting for the next attempt
 	OldestAge float64 `json:"oldest_age_seconds"` // 0 when empty
 }
 
@@ -93,6 +95,7 @@ func collectStatus(ctx context.Context, s *settings) (*statusReport, error) {
 	}
 	for _, p := range rep.Partitions {
 		rep.Backlog += p.Pending
+		rep.Retrying += p.Retrying
 		rep.OldestAge = max(rep.OldestAge, p.OldestAge)
 	}
 	t := outbox.Tables{}.WithDefaults()
@@ -126,12 +129,14 @@ func collectStatus(ctx context.Context, s *settings) (*statusReport, error) {
 	return rep, nil
 }
 
-// outboxBacklog counts pending rows and the oldest row's age per partition with one grouped
-// query: partition = partition_hash * count >> 32, as outbox.PartitionOf computes it.
+// outboxBacklog counts pending rows, those of them waiting for a retry, and the oldest row's
+// age per partition with one grouped query: partition = partition_hash * count >> 32, as
+// outbox.PartitionOf computes it.
 func outboxBacklog(ctx context.Context, db *sql.DB, partitions int) ([]partitionStatus, error) {
 	t := outbox.Tables{}.WithDefaults()
 	rows, err := db.QueryContext(ctx, `SELECT (partition_hash * ?) DIV 4294967296 AS p, COUNT(*),
-TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM `+outbox.QuoteIdentifier(t.Outbox)+` GROUP BY p`, partitions)
+SUM(next_attempt_at IS NOT NULL), TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM `+
+		outbox.QuoteIdentifier(t.Outbox)+` GROUP BY p`, partitions)
 	if err != nil {
 		return nil, fmt.Errorf("outbox backlog: %w", err)
 	}
@@ -142,12 +147,12 @@ TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM `+outbox.QuoteIdentifie
 	}
 	for rows.Next() {
 		var p int
-		var n, ageMicros int64
-		if err := rows.Scan(&p, &n, &ageMicros); err != nil {
+		var n, retrying, ageMicros int64
+		if err := rows.Scan(&p, &n, &retrying, &ageMicros); err != nil {
 			return nil, fmt.Errorf("outbox backlog: %w", err)
 		}
 		if p >= 0 && p < partitions {
-			out[p].Pending, out[p].OldestAge = n, max(float64(ageMicros)/1e6, 0)
+			out[p].Pending, out[p].Retrying, out[p].OldestAge = n, retrying, max(float64(ageMicros)/1e6, 0)
 		}
 	}
 	return out, rows.Err()
@@ -232,8 +237,9 @@ func passiveDepth(conn *amqp.Connection, q *queueStatus) error {
 
 func (r *statusReport) format(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "OUTBOX: %d pending, oldest %s; relay group %s\n", r.Backlog, age(r.OldestAge), r.Group)
-	fmt.Fprintln(tw, "PARTITION\tPENDING\tOLDEST\tOWNER\tLEASE EXPIRES")
+	fmt.Fprintf(tw, "OUTBOX: %d pending (%d waiting for a retry), oldest %s; relay group %s\n", r.Backlog, r.Retrying,
+		age(r.OldestAge), r.Group)
+	fmt.Fprintln(tw, "PARTITION\tPENDING\tRETRYING\tOLDEST\tOWNER\tLEASE EXPIRES")
 	leases := map[int]leaseStatus{}
 	for _, l := range r.Leases {
 		leases[l.Partition] = l
@@ -246,7 +252,7 @@ func (r *statusReport) format(w io.Writer) error {
 				expires += " (expired)"
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\n", p.Partition, p.Pending, age(p.OldestAge), owner, expires)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\n", p.Partition, p.Pending, p.Retrying, age(p.OldestAge), owner, expires)
 	}
 	fmt.Fprintf(tw, "\nDEAD ROWS: %d (see syncworker outbox dead list)\n", r.Dead)
 	if len(r.Queues) > 0 {

@@ -75,6 +75,8 @@ func TestStatusShowsBacklogDeadLeasesAndQueueDepths(t *testing.T) {
 		}
 	}
 	for _, stmt := range []string{
+		// Three rows failed once and wait for their next attempt.
+		`UPDATE syncworker_outbox SET attempts = 1, next_attempt_at = NOW(6) + INTERVAL 1 HOUR ORDER BY id LIMIT 3`,
 		`INSERT INTO syncworker_outbox_dead (outbox_id, partition_hash, message_id, exchange_name, routing_key, partition_key, payload, created_at, attempts)
 		 VALUES (1, 7, 'dead-1', '', 'q', 'k', '{}', NOW(6), 10), (2, 7, 'dead-2', '', 'q', 'k', '{}', NOW(6), 10)`,
 		`INSERT INTO syncworker_relay_leases (lease_group, partition_no, owner, token, expires_at) VALUES
@@ -109,7 +111,8 @@ func TestStatusShowsBacklogDeadLeasesAndQueueDepths(t *testing.T) {
 		t.Fatalf("status exited %d: %s", code, errOut)
 	}
 	for _, wantLine := range []string{
-		"OUTBOX: 30 pending",
+		"OUTBOX: 30 pending (3 waiting for a retry)",
+		"RETRYING",
 		"DEAD ROWS: 2 ",
 		"relay-a",
 		"(expired)",
@@ -143,7 +146,11 @@ func TestStatusShowsBacklogDeadLeasesAndQueueDepths(t *testing.T) {
 			t.Errorf("partition %d: %+v, want %d pending", p, rep.Partitions[p], want[p])
 		}
 	}
-	if rep.Backlog != 30 || rep.Dead != 2 || len(rep.Leases) != 4 || rep.Leases[0].Owner != "relay-a" || !rep.Leases[0].Valid || rep.Leases[1].Valid {
+	retrying := int64(0)
+	for _, p := range rep.Partitions {
+		retrying += p.Retrying
+	}
+	if rep.Backlog != 30 || rep.Retrying != 3 || retrying != 3 || rep.Dead != 2 || len(rep.Leases) != 4 || rep.Leases[0].Owner != "relay-a" || !rep.Leases[0].Valid || rep.Leases[1].Valid {
 		t.Errorf("report: %+v", rep)
 	}
 	main, tier, lot := rep.Queues[0], rep.Queues[1], rep.Queues[3]
