@@ -69,6 +69,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	fs.BoolVar(&o.Notify, "notify", false, "latency: writers call Relay.Notify after each commit (an embedded relay); default off, a relay in its own process polls")
 	fs.DurationVar(&o.Flush, "flush-interval", 0, "subscriber FlushInterval for latency and apply (default: the subscriber's, 0: no wait)")
 	fs.DurationVar(&o.HandlerDelay, "handler-delay", 0, "latency: the subscriber's handler takes this long per message (a handler that waits on something); default 0")
+	fs.IntVar(&o.Failing, "failing", 0, "latency: every Nth message of each writer goes to an exchange that does not exist (retried until dead, not counted), to measure what failing messages cost the others; 0 none, else at least 2")
 	fs.IntVar(&o.BatchSize, "batch", 0, "subscriber group-commit batch for apply (default: the subscriber's, 32)")
 	self, _ := os.Executable()
 	fs.StringVar(&o.RelayBinary, "relay-binary", self,
@@ -95,6 +96,9 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if o.BatchSize < 0 || o.Flush < 0 || o.HandlerDelay < 0 {
 		return fmt.Errorf("--batch, --flush-interval and --handler-delay must not be negative")
+	}
+	if o.Failing < 0 || o.Failing == 1 {
+		return fmt.Errorf("--failing %d: want 0 (no failing messages) or N of at least 2 (every Nth message fails)", o.Failing)
 	}
 	if o.Messages <= 0 || o.PayloadSize < 0 || o.Rate <= 0 || o.Writers <= 0 || o.Channels <= 0 || o.Window <= 0 || o.Duration <= 0 || o.Pairs <= 0 {
 		return fmt.Errorf("--messages, --rate, --writers, --channels, --window, --duration and --pairs must be positive, --payload not negative")

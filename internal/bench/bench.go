@@ -38,7 +38,11 @@ type Options struct {
 	Flush       time.Duration // subscriber FlushInterval (latency, apply); 0 = the subscriber's default
 	// HandlerDelay is how long the latency scenario's handler takes per message.
 	HandlerDelay time.Duration
-	Log          *zap.Logger
+	// Failing makes every Failing-th message of each latency writer go to an exchange that does
+	// not exist (0: none): the relay retries them until they are dead, and they are neither
+	// counted nor expected. It measures what such messages cost the others.
+	Failing int
+	Log     *zap.Logger
 }
 
 // Result is one scenario's outcome. Fields that do not apply to a scenario are omitted from

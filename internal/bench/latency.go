@@ -15,6 +15,22 @@ import (
 	"github.com/syncworker/syncworker/subscriber"
 )
 
+// missingExchange is where Options.Failing sends messages: no scenario declares it.
+const missingExchange = "syncworker.bench.missing"
+
+// ordinal is "2nd", "3rd", "11th", "21st", ...
+func ordinal(n int) string {
+	switch {
+	case n%10 == 1 && n%100 != 11:
+		return fmt.Sprint(n, "st")
+	case n%10 == 2 && n%100 != 12:
+		return fmt.Sprint(n, "nd")
+	case n%10 == 3 && n%100 != 13:
+		return fmt.Sprint(n, "rd")
+	}
+	return fmt.Sprint(n, "th")
+}
+
 // latencyGrace is how long messages may still arrive after the writers stopped before the
 // missing ones count as lost.
 const latencyGrace = 15 * time.Second
@@ -88,7 +104,7 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 	end := start.Add(o.Duration)
 	interval := time.Duration(float64(time.Second) * float64(o.Writers) / float64(o.Rate))
 	g, gctx := errgroup.WithContext(ctx)
-	var sent int
+	var sent, failed int
 	for w := 0; w < o.Writers; w++ {
 		g.Go(func() error {
 			payload := make([]byte, o.PayloadSize)
@@ -108,8 +124,17 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 				}
 				m := outbox.Message{ID: outbox.NewID(), Exchange: q.Exchange, Type: "bench",
 					PartitionKey: fmt.Sprint("w", w, "-", i%50), Payload: payload}
+				failing := o.Failing > 0 && i%o.Failing == o.Failing-1
+				if failing {
+					m.Exchange, m.PartitionKey = missingExchange, fmt.Sprint("failing-w", w, "-", i%50)
+				}
 				if err := latencyTx(gctx, db, writer, m, func(at time.Time) {
 					mu.Lock()
+					if failing { // never delivered: neither sent nor lost
+						failed++
+						mu.Unlock()
+						return
+					}
 					committed[m.ID] = at
 					sent++
 					mu.Unlock()
@@ -141,6 +166,10 @@ func Latency(ctx context.Context, o Options) (Result, error) {
 	}
 	if o.HandlerDelay > 0 {
 		r.Note += fmt.Sprintf(", the handler takes %s per message", o.HandlerDelay)
+	}
+	if o.Failing > 0 {
+		r.Note += fmt.Sprintf(", every %s message of a writer to a missing exchange (%d of them, not counted)",
+			ordinal(o.Failing), failed)
 	}
 	r.Note += "; " + stages.summary() + "; " + cpu.summary()
 	if short := rateShortfall(o.Rate, r.MsgsPerS); short != "" {

@@ -14,3 +14,11 @@ func TestRateShortfallFlagsARateTheWritersMissed(t *testing.T) {
 		t.Errorf("640 of 1000 msgs/s: %q, want it to give both rates", s)
 	}
 }
+
+func TestOrdinal(t *testing.T) {
+	for n, want := range map[int]string{2: "2nd", 3: "3rd", 4: "4th", 11: "11th", 12: "12th", 13: "13th", 21: "21st", 22: "22nd", 101: "101st", 111: "111th"} {
+		if got := ordinal(n); got != want {
+			t.Errorf("ordinal(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
