@@ -50,6 +50,8 @@ func (r *Relay) runWatcher(ctx context.Context) {
 				r.log.Warn("looking for new rows failed", zap.Error(err))
 			}
 			pace.looked(woke, err != nil, time.Now(), &r.cfg)
+		} else {
+			pace.busy(time.Now())
 		}
 		if time.Since(rotated) >= r.cfg.LateCommitWindow {
 			mark, prevMark = prevMark, r.seen.Load()
@@ -106,6 +108,10 @@ func (p *lookPace) looked(woke, failed bool, now time.Time, cfg *Config) {
 func (p *lookPace) notified(now time.Time) {
 	p.interval, p.quietSince = time.Millisecond, now
 }
+
+// busy notes that every partition is sweeping (the watcher does not look): that is activity
+// too, so the first quiet looks after it stay at PollInterval for idleAfter.
+func (p *lookPace) busy(now time.Time) { p.quietSince = now }
 
 // look hands over, or wakes the partitions of, the ready rows above from it has not dealt with
 // before. It returns where the next look starts: after this page when it was full, else 0

@@ -85,7 +85,8 @@ func TestWatcherLeavesABusyPartitionsBacklogAlone(t *testing.T) {
 
 // The watcher looks again after 1ms when a look found work, backs off to PollInterval while
 // quiet, and only after idleAfter of quiet further to IdlePollInterval; work or Notify brings
-// it back to 1ms at once. A failed look waits PollInterval.
+// it back to 1ms at once, and a time with every partition busy counts as activity too. A
+// failed look waits PollInterval.
 func TestLookPace(t *testing.T) {
 	cfg := &Config{PollInterval: 5 * time.Millisecond, IdlePollInterval: 40 * time.Millisecond}
 	t0 := time.Now()
@@ -113,6 +114,9 @@ func TestLookPace(t *testing.T) {
 		t.Fatalf("after Notify: wait %s, want 1ms", p.interval)
 	}
 	step(false, 2*idleAfter+time.Millisecond, 2*time.Millisecond)
+	p.busy(t0.Add(3 * idleAfter)) // all partitions swept meanwhile: not quiet
+	step(false, 3*idleAfter+time.Millisecond, 4*time.Millisecond)
+	step(false, 3*idleAfter+2*time.Millisecond, 5*time.Millisecond)
 	p.looked(false, true, t0.Add(4*idleAfter), cfg)
 	if p.interval != cfg.PollInterval {
 		t.Fatalf("after a failed look: wait %s, want %s", p.interval, cfg.PollInterval)
