@@ -127,8 +127,8 @@ type HashWait struct {
 // FetchResult is what one sweep of a partition found.
 type FetchResult struct {
 	Rows []PendingRow // publishable rows in (partition_hash, id) order
-	// RetryIn is the time until the earliest skipped row becomes ready, 0 when no row was
-	// skipped for its retry time.
+	// RetryIn is the time until the earliest row read and left for its retry becomes ready, 0
+	// when the read found no such row (rows of FetchRequest.Skip's hashes are not read).
 	RetryIn time.Duration
 	// Waits are, in strict order, the rows skipped for their retry (a hash may repeat).
 	Waits   []HashWait

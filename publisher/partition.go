@@ -358,13 +358,17 @@ func (p *partition) skipped(now time.Time) ([]uint32, time.Time) {
 // order only: Fetch reports none otherwise).
 func (p *partition) noteWaits(now time.Time, waits []outbox.HashWait) {
 	for _, w := range waits {
-		until := now.Add(w.In)
-		if p.skip == nil {
-			p.skip = map[uint32]time.Time{}
-		}
-		if old, ok := p.skip[w.Hash]; !ok || until.Before(old) {
-			p.skip[w.Hash] = until
-		}
+		p.noteWait(w.Hash, now.Add(w.In))
+	}
+}
+
+// noteWait skips hash until then, or until an earlier row there is due.
+func (p *partition) noteWait(hash uint32, until time.Time) {
+	if p.skip == nil {
+		p.skip = map[uint32]time.Time{}
+	}
+	if old, ok := p.skip[hash]; !ok || until.Before(old) {
+		p.skip[hash] = until
 	}
 }
 
@@ -412,7 +416,7 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 					retryIn = f.Delay
 				}
 				if strict {
-					p.noteWaits(now, []outbox.HashWait{{Hash: row.PartitionHash, In: f.Delay}})
+					p.noteWait(row.PartitionHash, now.Add(f.Delay))
 				}
 			}
 			failures = append(failures, f)
