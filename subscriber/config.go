@@ -203,8 +203,3 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// retryDelay is the delay tier for a message that has failed attempts times (attempts >= 1).
-func (c Config) retryDelay(attempts int) time.Duration {
-	return c.RetryDelays[min(attempts-1, len(c.RetryDelays)-1)]
-}

@@ -157,8 +157,7 @@ func TestParking(t *testing.T) {
 		case "permanent":
 			return fmt.Errorf("order 7 does not exist: %w", ErrPermanent)
 		case "panics":
-			var m map[string]int
-			m["boom"]++ // nil map write
+			panic("handler bug: index out of range")
 		case "always-fails":
 			return errors.New("still broken")
 		}

@@ -7,15 +7,6 @@ import (
 	"strings"
 )
 
-// resetPeakRSS restarts the kernel's peak-RSS counter (VmHWM) of this process, so one
-// scenario's peak is not another's. It does nothing where /proc does not allow it.
-func resetPeakRSS() {
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) //nolint:errcheck // best effort
-}
-
-// peakRSSMB returns VmHWM of this process in MiB, or nil where /proc is missing.
-func peakRSSMB() *float64 { return readPeakRSSMB("/proc/self/status") }
-
 // processPeakRSSMB returns VmHWM of process pid in MiB, or nil where /proc is missing.
 func processPeakRSSMB(pid int) *float64 {
 	return readPeakRSSMB("/proc/" + strconv.Itoa(pid) + "/status")
