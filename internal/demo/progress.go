@@ -57,8 +57,11 @@ func (m *monitor) render(final bool) {
 	}
 	m.lastLine = time.Now()
 	applied := m.replica + m.projection
+	if m.last.at.IsZero() {
+		m.last.at = m.start // the first line's rates are since the start, not 0/s
+	}
 	var prodRate, applyRate float64
-	if dt := m.at.Sub(m.last.at).Seconds(); !m.last.at.IsZero() && dt > 0 {
+	if dt := m.at.Sub(m.last.at).Seconds(); dt > 0 {
 		prodRate = float64(m.produced-m.last.produced) / dt
 		applyRate = float64(applied-m.last.applied) / dt
 	}
