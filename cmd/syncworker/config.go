@@ -51,7 +51,16 @@ func (c *configErrors) err() error {
 	if len(c.problems) == 0 {
 		return nil
 	}
-	return fmt.Errorf("invalid configuration (%d problems):\n%w", len(c.problems), errors.Join(c.problems...))
+	return invalidConfiguration(c.problems)
+}
+
+// invalidConfiguration is the error listing every problem found, one per line.
+func invalidConfiguration(problems []error) error {
+	noun := "problems"
+	if len(problems) == 1 {
+		noun = "problem"
+	}
+	return fmt.Errorf("invalid configuration (%d %s):\n%w", len(problems), noun, errors.Join(problems...))
 }
 
 // decodeYAMLStrict decodes data into out, refusing unknown keys, and returns the line of every
@@ -75,7 +84,7 @@ func decodeYAMLStrict(file string, data []byte, out any) (map[string]int, error)
 			for _, msg := range te.Errors {
 				problems = append(problems, yamlProblem(file, msg))
 			}
-			return nil, fmt.Errorf("invalid configuration (%d problems):\n%w", len(problems), errors.Join(problems...))
+			return nil, invalidConfiguration(problems)
 		}
 		return nil, configProblem{File: file, Problem: err.Error()}
 	}

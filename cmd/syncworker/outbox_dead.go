@@ -21,7 +21,7 @@ func init() {
 
 // openDeadStore parses the common flags of the dead commands and opens the store. It returns
 // the env to print through (passwords blanked).
-func openDeadStore(env *cliEnv, fs *flag.FlagSet, args []string) (*outbox.DeadStore, *cliEnv, func(), error) {
+func openDeadStore(ctx context.Context, env *cliEnv, fs *flag.FlagSet, args []string) (*outbox.DeadStore, *cliEnv, func(), error) {
 	need := needs{mysql: true}
 	s, env, err := bindSettings(fs, need).parse(env, args, need)
 	if err != nil {
@@ -29,6 +29,10 @@ func openDeadStore(env *cliEnv, fs *flag.FlagSet, args []string) (*outbox.DeadSt
 	}
 	db, err := openDB(s)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkSchema(ctx, db); err != nil {
+		db.Close()
 		return nil, nil, nil, err
 	}
 	store, err := outbox.NewDeadStore(db, outbox.Tables{})
@@ -43,7 +47,7 @@ func runDeadList(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "outbox dead list", "[--limit N] [--after ID]")
 	limit := fs.Int("limit", 100, "most messages to list")
 	after := fs.Int64("after", 0, "list messages with a dead id above this (for paging)")
-	store, env, closeDB, err := openDeadStore(env, fs, args)
+	store, env, closeDB, err := openDeadStore(ctx, env, fs, args)
 	if err != nil {
 		return err
 	}
@@ -91,7 +95,7 @@ func deadSelection(fs *flag.FlagSet, all bool) ([]int64, error) {
 func runDeadRetry(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "outbox dead retry", "(ID... | --all)")
 	all := fs.Bool("all", false, "retry every dead message")
-	store, env, closeDB, err := openDeadStore(env, fs, args)
+	store, env, closeDB, err := openDeadStore(ctx, env, fs, args)
 	if err != nil {
 		return err
 	}
@@ -112,7 +116,7 @@ func runDeadPurge(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "outbox dead purge", "(ID... | --all) [--yes]")
 	all := fs.Bool("all", false, "purge every dead message")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	store, env, closeDB, err := openDeadStore(env, fs, args)
+	store, env, closeDB, err := openDeadStore(ctx, env, fs, args)
 	if err != nil {
 		return err
 	}

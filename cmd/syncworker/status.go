@@ -89,6 +89,9 @@ func collectStatus(ctx context.Context, s *settings) (*statusReport, error) {
 	if err := pingDB(ctx, db, s); err != nil {
 		return nil, err
 	}
+	if err := checkSchema(ctx, db); err != nil {
+		return nil, err
+	}
 	rep := &statusReport{Group: leaseGroup(s), Leases: []leaseStatus{}, Queues: []queueStatus{}}
 	if rep.Partitions, err = outboxBacklog(ctx, db, s.Relay.Partitions); err != nil {
 		return nil, err
