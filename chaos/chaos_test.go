@@ -210,11 +210,16 @@ row_sync:
 		{"cut-relay-db", func() error { relayDB.Cut(); return nil }},
 		{"cut-consumer-db", func() error { consumerDB.Cut(); return nil }},
 	}
-	restartEvery := len(rotation) * 2 // one broker restart per two rotations, the first mid-way
+	// One broker restart and one database crash per two rotations, the first restart mid-way
+	// through the first two, the first crash at their end.
+	restartEvery := len(rotation) * 2
 	for n := 0; prodCtx.Err() == nil; n++ {
 		f := rotation[n%len(rotation)]
-		if brokerRestart && n%restartEvery == restartEvery/2 {
+		switch {
+		case brokerRestart && n%restartEvery == restartEvery/2:
 			f = fault{"broker-restart", restartBroker}
+		case dbCrash && n%restartEvery == restartEvery-1:
+			f = fault{"db-crash", func() error { return crashDatabase(ctx, admin) }}
 		}
 		if err := f.do(); err != nil {
 			t.Errorf("fault %s: %v", f.name, err)

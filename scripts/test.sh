@@ -38,14 +38,23 @@ docker_up() {
 mysql_tcp_ok() { have mariadb && mariadb -h127.0.0.1 -P3306 -uroot -e 'SELECT 1' >/dev/null 2>&1; }
 mysql_running() { have mariadb-admin && mariadb-admin -h127.0.0.1 -P3306 ping >/dev/null 2>&1 \
   || mariadb-admin ping >/dev/null 2>&1; }
+# db_server_is_local: the server the tests use is a process of this machine (its pid file names
+# a live process), so the chaos test can crash it and start it again.
+db_server_is_local() {
+  local pid_file
+  pid_file=$( (mariadb -h127.0.0.1 -P3306 -uroot -N -e 'SELECT @@pid_file' || mariadb -uroot -N -e 'SELECT @@pid_file') 2>/dev/null) || return 1
+  [ -r "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null
+}
 start_mariadb() {
   mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld 2>/dev/null || true
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --user=mysql
   for _ in $(seq 1 60); do mysql_running && return 0; sleep 0.5; done
   return 1
 }
+local_mysql=""  # set when the tests use this machine's own server (the chaos test may crash it)
 ensure_mysql() {
   if [ -n "${SYNCWORKER_TEST_MYSQL_DSN:-}" ]; then return 0; fi  # the caller chose a server
+  local_mysql=1
   if ! mysql_running; then
     if [ -x /usr/sbin/mariadbd ]; then
       say "MariaDB is installed but not running: starting it"
@@ -168,11 +177,14 @@ fuzz ./outbox/ FuzzDecodeRowChange 150000x
 fuzz ./topology/ FuzzParse 30000x
 fuzz ./cmd/syncworker/ FuzzConfig 10000x
 
-# The chaos test last and alone: it restarts the broker (stop_app/start_app), which would
-# break any other test running against it. SYNCWORKER_CHAOS_DURATION=30m makes it a soak run.
+# The chaos test last and alone: it restarts the broker (stop_app/start_app) and crashes the
+# database server (SIGKILL, started again with the same command line), which would break any
+# other test running against them. SYNCWORKER_CHAOS_DURATION=30m makes it a soak run.
 if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
   say "chaos test (${SYNCWORKER_CHAOS_DURATION:-90s} of faults)"
   restart=0
   if [ -z "${SYNCWORKER_TEST_AMQP_URL:-}" ] && rabbit_ok; then restart=1; fi  # we control the local broker
-  SYNCWORKER_CHAOS_BROKER_RESTART=$restart go test -tags chaos -count=1 -timeout 60m ./chaos/ -run '^Test' -v
+  crash=0  # and the local database server (SIGKILL, start again); SYNCWORKER_CHAOS_DB_CRASH=0 opts out
+  if [ -n "$local_mysql" ] && is_root && db_server_is_local; then crash=${SYNCWORKER_CHAOS_DB_CRASH:-1}; fi
+  SYNCWORKER_CHAOS_BROKER_RESTART=$restart SYNCWORKER_CHAOS_DB_CRASH=$crash go test -tags chaos -count=1 -timeout 60m ./chaos/ -run '^Test' -v
 fi
