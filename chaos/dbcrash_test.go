@@ -21,8 +21,9 @@ import (
 // (scripts/test.sh sets SYNCWORKER_CHAOS_DB_CRASH=1 as root with a server of its own).
 var dbCrash = os.Getenv("SYNCWORKER_CHAOS_DB_CRASH") == "1"
 
-// crashDatabase kills the server admin is connected to with SIGKILL and starts it again with
-// the same command line, detached, then waits until it answers.
+// crashDatabase kills the server admin is connected to with SIGKILL and starts it again as it
+// was started (program, arguments, environment, directory), detached, then waits until it
+// answers.
 func crashDatabase(ctx context.Context, admin *sql.DB) error {
 	var pidFile string
 	if err := admin.QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile); err != nil {
@@ -36,11 +37,24 @@ func crashDatabase(ctx context.Context, admin *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("pid file %s: %w", pidFile, err)
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	// The same program, arguments, environment and working directory as the server had.
+	proc := fmt.Sprintf("/proc/%d/", pid)
+	exe, err := os.Readlink(proc + "exe")
+	if err != nil {
+		return fmt.Errorf("read the server's program: %w", err)
+	}
+	dir, err := os.Readlink(proc + "cwd")
+	if err != nil {
+		return fmt.Errorf("read the server's working directory: %w", err)
+	}
+	argv, err := nulSeparated(proc + "cmdline")
 	if err != nil {
 		return fmt.Errorf("read the server's command line: %w", err)
 	}
-	argv := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	environ, err := nulSeparated(proc + "environ")
+	if err != nil {
+		return fmt.Errorf("read the server's environment: %w", err)
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("kill the server (pid %d): %w", pid, err)
 	}
@@ -59,9 +73,8 @@ func crashDatabase(ctx context.Context, admin *sql.DB) error {
 		return err
 	}
 	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd := &exec.Cmd{Path: exe, Args: argv, Env: environ, Dir: dir, Stdout: logFile, Stderr: logFile,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true}}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start the server again (%s): %w", strings.Join(argv, " "), err)
 	}
@@ -89,6 +102,18 @@ func crashDatabase(ctx context.Context, admin *sql.DB) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// nulSeparated reads a /proc file of NUL-terminated strings.
+func nulSeparated(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return []string{}, nil // an empty environment, not exec's "inherit ours"
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00"), nil
 }
 
 func processExists(pid int) bool {
