@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/syncworker/syncworker/internal/testenv"
 )
 
@@ -15,5 +17,5 @@ func TestMain(m *testing.M) {
 	if os.Getenv(testenv.EnvSkip) == "1" {
 		flag.Set("test.skip", "^Example")
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m) // runs the tests; fails them if a goroutine (an open *sql.DB's) is left
 }
