@@ -209,10 +209,17 @@ row_sync:
 		{"cut-consumer-broker", func() error { consumerMQ.Cut(); return nil }},
 		{"cut-relay-db", func() error { relayDB.Cut(); return nil }},
 		{"cut-consumer-db", func() error { consumerDB.Cut(); return nil }},
+		// A partition: the connections stay open but carry nothing for a while (no reset, as
+		// behind a firewall that drops packets), sometimes past the relays' lease, then the
+		// held bytes arrive late.
+		{"partition-relay-db", func() error { partitionFor(relayDB); return nil }},
+		{"partition-consumer-broker", func() error { partitionFor(consumerMQ); return nil }},
+		{"partition-relay-broker", func() error { partitionFor(relayMQ); return nil }},
+		{"partition-consumer-db", func() error { partitionFor(consumerDB); return nil }},
 	}
-	// One broker restart and one database crash per two rotations, the first restart mid-way
-	// through the first two, the first crash at their end.
-	restartEvery := len(rotation) * 2
+	// One broker restart and one database crash per 16 faults, the first restart after 8, the
+	// first crash after 15: both happen in the 90-s run of scripts/test.sh.
+	const restartEvery = 16
 	for n := 0; prodCtx.Err() == nil; n++ {
 		f := rotation[n%len(rotation)]
 		switch {
@@ -382,6 +389,13 @@ func killConnections(ctx context.Context, admin *sql.DB, dbs ...string) error {
 		conn.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", id)) //nolint:errcheck // it may have gone already
 	}
 	return nil
+}
+
+// partitionFor stops p forwarding anything for 1 to 5 seconds.
+func partitionFor(p *faultproxy.Proxy) {
+	p.Pause()
+	time.Sleep(time.Duration(1000+rand.IntN(4000)) * time.Millisecond) // the fault itself is the silence
+	p.Resume()
 }
 
 // restartBroker stops and starts the RabbitMQ application (the node keeps running).
