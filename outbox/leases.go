@@ -33,7 +33,7 @@ func NewLeaseStore(db *sql.DB, tables Tables) (*LeaseStore, error) {
 		db: db,
 		join: tables.expand(`INSERT INTO {relay_members} (lease_group, member, expires_at)
 VALUES (?, ?, NOW(6) + INTERVAL ? MICROSECOND)
-ON DUPLICATE KEY UPDATE expires_at = VALUES(expires_at)`),
+ON DUPLICATE KEY UPDATE expires_at = NOW(6) + INTERVAL ? MICROSECOND`), // not VALUES(): MySQL deprecates it
 		leave:   tables.expand("DELETE FROM {relay_members} WHERE lease_group = ? AND member = ?"),
 		members: tables.expand("SELECT COUNT(*) FROM {relay_members} WHERE lease_group = ? AND expires_at > NOW(6)"),
 		ensure:  tables.expand(`INSERT IGNORE INTO {relay_leases} (lease_group, partition_no, owner, token, expires_at) VALUES `),
@@ -53,7 +53,7 @@ WHERE lease_group = ? AND owner = ? AND partition_no IN `),
 
 // Join records member as alive in group for ttl (call it again to stay alive).
 func (s *LeaseStore) Join(ctx context.Context, group, member string, ttl time.Duration) error {
-	if _, err := s.db.ExecContext(ctx, s.join, group, member, ttl.Microseconds()); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.join, group, member, ttl.Microseconds(), ttl.Microseconds()); err != nil {
 		return fmt.Errorf("outbox: relay %s heartbeat: %w", member, err)
 	}
 	return nil

@@ -46,8 +46,9 @@ func projectOrder(ctx context.Context, tx *sql.Tx, msg subscriber.Message) error
 }
 
 func addTotals(ctx context.Context, tx *sql.Tx, customer string, orders, cents int64) error {
+	// The values twice rather than VALUES(col), which MySQL deprecates (MariaDB lacks its successor).
 	_, err := tx.ExecContext(ctx, `INSERT INTO customer_totals (customer_id, orders, total_cents) VALUES (?, ?, ?)
-		ON DUPLICATE KEY UPDATE orders = orders + VALUES(orders), total_cents = total_cents + VALUES(total_cents)`,
-		customer, orders, cents)
+		ON DUPLICATE KEY UPDATE orders = orders + ?, total_cents = total_cents + ?`,
+		customer, orders, cents, orders, cents)
 	return err
 }
