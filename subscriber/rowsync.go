@@ -85,8 +85,10 @@ type RowSync struct {
 	bySource map[string]*mappedTable
 	versions string // quoted version table
 
-	mu      sync.Mutex
-	columns map[string]map[string]string // target -> lower-case column name -> schema name
+	mu           sync.Mutex
+	columns      map[string]map[string]string // target -> lower-case column name -> schema name
+	upsert       upsertDialect                // the server's, once dialectKnown
+	dialectKnown bool
 }
 
 type mappedTable struct {

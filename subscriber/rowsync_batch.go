@@ -47,6 +47,10 @@ func (r *RowSync) HandleBatch(ctx context.Context, tx *sql.Tx, msgs []Message) e
 		}
 		events[i] = ev
 	}
+	dialect, err := r.dialect(ctx, tx)
+	if err != nil {
+		return err
+	}
 	state, err := r.lockVersions(ctx, tx, events)
 	if err != nil {
 		return err
@@ -57,7 +61,7 @@ func (r *RowSync) HandleBatch(ctx context.Context, tx *sql.Tx, msgs []Message) e
 		if len(run) == 0 {
 			return nil
 		}
-		err := r.applyRun(ctx, tx, run)
+		err := r.applyRun(ctx, tx, dialect, run)
 		run, runSig = run[:0], ""
 		return err
 	}
@@ -80,7 +84,7 @@ func (r *RowSync) HandleBatch(ctx context.Context, tx *sql.Tx, msgs []Message) e
 	if err := flush(); err != nil {
 		return err
 	}
-	return r.storeVersions(ctx, tx, state)
+	return r.storeVersions(ctx, tx, dialect, state)
 }
 
 // lockVersions creates the missing version records of the rows events touch and reads them
@@ -192,7 +196,7 @@ func (ev *rowEvent) value(lower string) any {
 }
 
 // applyRun runs one statement for events that share a statementSignature.
-func (r *RowSync) applyRun(ctx context.Context, tx *sql.Tx, run []*rowEvent) error {
+func (r *RowSync) applyRun(ctx context.Context, tx *sql.Tx, dialect upsertDialect, run []*rowEvent) error {
 	first := run[0]
 	target := outbox.QuoteIdentifier(first.m.Target)
 	if first.change.Op == outbox.RowOpDelete {
@@ -223,7 +227,7 @@ func (r *RowSync) applyRun(ctx context.Context, tx *sql.Tx, run []*rowEvent) err
 		q := outbox.QuoteIdentifier(first.cols[lower])
 		quoted = append(quoted, q)
 		if !isKey[lower] {
-			updates = append(updates, q+" = VALUES("+q+")")
+			updates = append(updates, q+" = "+dialect.newValue(q))
 		}
 	}
 	if len(updates) == 0 { // only key columns: the row exists, nothing to change
@@ -237,7 +241,8 @@ func (r *RowSync) applyRun(ctx context.Context, tx *sql.Tx, run []*rowEvent) err
 		}
 	}
 	query := "INSERT INTO " + target + " (" + strings.Join(quoted, ", ") + ") VALUES " +
-		repeatList("("+repeatList("?", len(names))+")", len(run)) + " ON DUPLICATE KEY UPDATE " + strings.Join(updates, ", ")
+		repeatList("("+repeatList("?", len(names))+")", len(run)) + dialect.afterValues() +
+		" ON DUPLICATE KEY UPDATE " + strings.Join(updates, ", ")
 	if _, err := tx.ExecContext(ctx, query, args...); err != nil {
 		return fmt.Errorf("row sync: upsert into %s: %w", first.m.Target, err)
 	}
@@ -245,7 +250,7 @@ func (r *RowSync) applyRun(ctx context.Context, tx *sql.Tx, run []*rowEvent) err
 }
 
 // storeVersions writes back the version (and tombstone flag) of every row an event changed.
-func (r *RowSync) storeVersions(ctx context.Context, tx *sql.Tx, state map[versionKey]*versionState) error {
+func (r *RowSync) storeVersions(ctx context.Context, tx *sql.Tx, dialect upsertDialect, state map[versionKey]*versionState) error {
 	var args []any
 	n := 0
 	for k, st := range state {
@@ -258,7 +263,8 @@ func (r *RowSync) storeVersions(ctx context.Context, tx *sql.Tx, state map[versi
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, "INSERT INTO "+r.versions+" (table_name, row_key, version, deleted) VALUES "+
-		repeatList("(?, ?, ?, ?)", n)+" ON DUPLICATE KEY UPDATE version = VALUES(version), deleted = VALUES(deleted)", args...); err != nil {
+		repeatList("(?, ?, ?, ?)", n)+dialect.afterValues()+" ON DUPLICATE KEY UPDATE version = "+dialect.newValue("version")+
+		", deleted = "+dialect.newValue("deleted"), args...); err != nil {
 		return fmt.Errorf("row sync: record versions: %w", err)
 	}
 	return nil
