@@ -85,10 +85,9 @@ type RowSync struct {
 	bySource map[string]*mappedTable
 	versions string // quoted version table
 
-	mu           sync.Mutex
-	columns      map[string]map[string]string // target -> lower-case column name -> schema name
-	upsert       upsertDialect                // the server's, once dialectKnown
-	dialectKnown bool
+	mu      sync.Mutex
+	columns map[string]map[string]string // target -> lower-case column name -> schema name
+	upsert  *upsertDialect               // the server's; nil until the first batch asked it
 }
 
 type mappedTable struct {

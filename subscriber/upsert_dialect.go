@@ -43,18 +43,18 @@ func dialectOf(version string) upsertDialect {
 // transactions go to one server).
 func (r *RowSync) dialect(ctx context.Context, tx *sql.Tx) (upsertDialect, error) {
 	r.mu.Lock()
-	known, d := r.dialectKnown, r.upsert
+	known := r.upsert
 	r.mu.Unlock()
-	if known {
-		return d, nil
+	if known != nil {
+		return *known, nil
 	}
 	var version string
 	if err := tx.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 		return upsertDialect{}, fmt.Errorf("row sync: server version: %w", err)
 	}
-	d = dialectOf(version)
+	d := dialectOf(version)
 	r.mu.Lock()
-	r.dialectKnown, r.upsert = true, d
+	r.upsert = &d
 	r.mu.Unlock()
 	return d, nil
 }
