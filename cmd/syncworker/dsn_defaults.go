@@ -8,15 +8,12 @@ import (
 	"github.com/go-sql-driver/mysql"
 )
 
-// unsafeInterpolationCharsets are the multibyte character sets in which a backslash can be the
-// second byte of a character, so escaping parameters on the client is not safe (the driver
-// refuses interpolateParams with their collations, but not with charset=).
-var unsafeInterpolationCharsets = []string{"big5", "cp932", "gb2312", "gbk", "sjis"}
-
 // interpolateByDefault turns on the driver's interpolateParams unless the DSN sets it (either
-// way) or names a character set in which it is unsafe. Without it every statement with
-// parameters is a prepare, an execute and a close: three round trips where one does, for every
-// relay sweep, delete and inbox insert.
+// way) or names a character set or collation in which it is unsafe (a multibyte one whose
+// characters can end in a backslash byte, such as sjis or gbk; the driver knows which and
+// refuses the combination). Without it every statement with parameters is a prepare, an
+// execute and a close: three round trips where one does, for every relay sweep, delete and
+// inbox insert.
 func interpolateByDefault(dsn string) (string, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
@@ -30,13 +27,10 @@ func interpolateByDefault(dsn string) (string, error) {
 	if _, set := values["interpolateParams"]; set {
 		return dsn, nil
 	}
-	for _, charset := range strings.Split(values.Get("charset"), ",") {
-		for _, unsafe := range unsafeInterpolationCharsets {
-			if strings.EqualFold(strings.TrimSpace(charset), unsafe) {
-				return dsn, nil
-			}
-		}
-	}
 	cfg.InterpolateParams = true
-	return cfg.FormatDSN(), nil
+	interpolated := cfg.FormatDSN()
+	if _, err := mysql.ParseDSN(interpolated); err != nil {
+		return dsn, nil // the DSN parsed without it: its charset or collation rules it out
+	}
+	return interpolated, nil
 }

@@ -20,6 +20,10 @@ func TestInterpolateByDefault(t *testing.T) {
 		{"u:p@tcp(db:3306)/app?charset=sjis", false},
 		{"u:p@tcp(db:3306)/app?charset=utf8mb4,GBK", false},
 		{"u:p@tcp(db:3306)/app?charset=utf8mb4", true},
+		{"u:p@tcp(db:3306)/app?charset=gb18030", false},
+		{"u:p@tcp(db:3306)/app?collation=sjis_japanese_ci", false},
+		{"u:p@tcp(db:3306)/app?collation=utf8mb4_unicode_ci", true},
+		{"u:p@tcp(db:3306)/app?charset=gb2312", true}, // its second bytes are never a backslash
 	} {
 		got, err := interpolateByDefault(tc.dsn)
 		if err != nil {
