@@ -184,6 +184,7 @@ if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
   say "chaos test (${SYNCWORKER_CHAOS_DURATION:-90s} of faults)"
   restart=0
   if [ -z "${SYNCWORKER_TEST_AMQP_URL:-}" ] && rabbit_ok; then restart=1; fi  # we control the local broker
+  restart=${SYNCWORKER_CHAOS_BROKER_RESTART:-$restart} # scripts/test-rabbitmq.sh: its broker is ours too
   crash=0  # and the local database server (SIGKILL, start again); SYNCWORKER_CHAOS_DB_CRASH=0 opts out
   if [ -n "$local_mysql" ] && is_root && db_server_is_local; then crash=${SYNCWORKER_CHAOS_DB_CRASH:-1}; fi
   SYNCWORKER_CHAOS_BROKER_RESTART=$restart SYNCWORKER_CHAOS_DB_CRASH=$crash go test -tags chaos -count=1 -timeout 60m ./chaos/ -run '^Test' -v
