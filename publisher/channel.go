@@ -16,13 +16,14 @@ import (
 type outcome int
 
 const (
-	outcomeUnsent   outcome = iota // never published (stopped before it)
-	outcomeAcked                   // confirmed and not returned
-	outcomeReturned                // basic.return: unroutable
-	outcomeNacked                  // basic.nack
-	outcomeLost                    // channel or connection closed before the confirm
-	outcomeFailed                  // failed before reaching the broker (for example no such exchange)
-	outcomeHeld                    // held back behind a failed row of its key (strict order)
+	outcomeUnsent      outcome = iota // never published (stopped before it)
+	outcomeAcked                      // confirmed and not returned
+	outcomeReturned                   // basic.return: unroutable
+	outcomeNacked                     // basic.nack
+	outcomeLost                       // its channel or connection closed before the confirm, by its fault
+	outcomeInterrupted                // the same through no fault of its own (blame.go): published again
+	outcomeFailed                     // failed before reaching the broker (for example no such exchange)
+	outcomeHeld                       // held back behind a failed row of its key (strict order)
 )
 
 // result reports the outcome of the publish at index idx of a batch.
@@ -37,10 +38,11 @@ var errChannelClosed = errors.New("channel closed")
 
 // pending is an unconfirmed publish.
 type pending struct {
-	msgID string
-	sent  time.Time
-	out   chan<- result // buffered for the whole batch: sends never block
-	idx   int
+	msgID    string
+	exchange string
+	sent     time.Time
+	out      chan<- result // buffered for the whole batch: sends never block
+	idx      int
 }
 
 // pubChannel is one AMQP channel in confirm mode. Publishes are pipelined: up to window of
@@ -113,7 +115,7 @@ func (pc *pubChannel) loop(confirms <-chan amqp.Confirmation, returns <-chan amq
 				if reason != nil {
 					err = fmt.Errorf("%w: %v", errChannelClosed, reason)
 				}
-				pc.fail(err)
+				pc.fail(err, blameFor(reason))
 				if onClose != nil {
 					onClose(reason)
 				}
@@ -177,8 +179,9 @@ func (pc *pubChannel) forget(msgID string) {
 	}
 }
 
-// fail marks the channel dead and reports every unconfirmed publish as lost.
-func (pc *pubChannel) fail(err error) {
+// fail marks the channel dead and reports every unconfirmed publish as lost, or interrupted
+// where blame says it was not its fault.
+func (pc *pubChannel) fail(err error, blame blameFunc) {
 	pc.mu.Lock()
 	if pc.dead {
 		pc.mu.Unlock()
@@ -193,14 +196,18 @@ func (pc *pubChannel) fail(err error) {
 	pc.mu.Unlock()
 	for _, p := range lost {
 		<-pc.sem
-		p.out <- result{idx: p.idx, outcome: outcomeLost, reason: err.Error()}
+		o := outcomeInterrupted
+		if blame(p.exchange) {
+			o = outcomeLost
+		}
+		p.out <- result{idx: p.idx, outcome: o, reason: err.Error()}
 	}
 }
 
-// abort gives up on the channel: its unconfirmed publishes are reported lost at once and the
-// channel is closed in the background.
-func (pc *pubChannel) abort(err error) {
-	pc.fail(err)
+// abort gives up on the channel: its unconfirmed publishes are reported lost (or interrupted)
+// at once and the channel is closed in the background.
+func (pc *pubChannel) abort(err error, blame blameFunc) {
+	pc.fail(err, blame)
 	go pc.ch.Close() //nolint:errcheck // the channel is being discarded
 }
 
@@ -260,7 +267,7 @@ func (pc *pubChannel) publish(ctx context.Context, exchange, key string, msg amq
 		}
 	}
 	seq := pc.ch.GetNextPublishSeqNo()
-	pc.pending[seq] = pending{msgID: msg.MessageId, sent: time.Now(), out: out, idx: idx}
+	pc.pending[seq] = pending{msgID: msg.MessageId, exchange: exchange, sent: time.Now(), out: out, idx: idx}
 	pc.inflight[msg.MessageId]++
 	pc.mu.Unlock()
 

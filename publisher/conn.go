@@ -32,8 +32,9 @@ type connManager struct {
 	// Apart from mu, which is held while a channel opens: a publisher looks here between
 	// publishes it holds back (see amqpx.CorkConn), so this lock never waits on the broker.
 	knownMu   sync.Mutex
-	knownConn *amqp.Connection // the connection known is about
-	known     map[string]bool  // exchanges seen to exist on knownConn
+	knownConn *amqp.Connection   // the connection known and refused are about
+	known     map[string]bool    // exchanges seen to exist on knownConn
+	refused   map[string]refusal // exchanges that refused a publish on knownConn
 
 	blocked atomic.Bool
 }
@@ -71,7 +72,7 @@ func (m *connManager) run(ctx context.Context) {
 		m.log.Info("connected to the broker")
 
 		opened := time.Now()
-		lost := m.watch(ctx, closed, blocking)
+		lost, reason := m.watch(ctx, closed, blocking)
 		if time.Since(opened) < 5*time.Second {
 			pause = min(max(2*pause, 100*time.Millisecond), 10*time.Second)
 		} else {
@@ -83,7 +84,7 @@ func (m *connManager) run(ctx context.Context) {
 		m.up = make(chan struct{})
 		for i, pc := range m.chans {
 			if pc != nil {
-				pc.fail(fmt.Errorf("%w: connection lost", errChannelClosed))
+				pc.fail(fmt.Errorf("%w: connection lost", errChannelClosed), blameFor(reason))
 				m.chans[i] = nil
 			}
 		}
@@ -98,13 +99,13 @@ func (m *connManager) run(ctx context.Context) {
 	}
 }
 
-// watch follows the connection's notifications; it returns true when the connection was lost
-// and false when ctx ended.
-func (m *connManager) watch(ctx context.Context, closed <-chan *amqp.Error, blocking <-chan amqp.Blocking) bool {
+// watch follows the connection's notifications; it returns true and the reason, if any, when
+// the connection was lost, and false when ctx ended.
+func (m *connManager) watch(ctx context.Context, closed <-chan *amqp.Error, blocking <-chan amqp.Blocking) (bool, *amqp.Error) {
 	for {
 		select {
 		case <-ctx.Done():
-			return false
+			return false, nil
 		case b, ok := <-blocking:
 			if ok {
 				m.blocked.Store(b.Active)
@@ -118,7 +119,7 @@ func (m *connManager) watch(ctx context.Context, closed <-chan *amqp.Error, bloc
 			}
 		case err := <-closed:
 			m.log.Warn("broker connection lost; reconnecting", zap.Error(err))
-			return true
+			return true, err
 		}
 	}
 }
@@ -160,20 +161,39 @@ func (m *connManager) channel(ctx context.Context, i int) (*pubChannel, error) {
 	}
 }
 
-// channelClosed forgets the known exchanges when the broker closed a channel with 404: a
-// known exchange was deleted.
+// refusedFor is how long rows to an exchange that refused a publish (internal, or no write
+// permission) fail without being published, so that each such row does not close the channel
+// under everyone else's publishes again; after it, one is published to see whether the exchange
+// (or the relay's permissions) changed.
+const refusedFor = 30 * time.Second
+
+// refusal is why and until when an exchange's rows fail without being published.
+type refusal struct {
+	until  time.Time
+	reason string
+}
+
+// channelClosed learns from the reason the broker closed a publishing channel with: 404, a
+// known exchange was deleted (forget the known ones); 403 naming an exchange, publishes to it
+// are refused (see refusedFor).
 func (m *connManager) channelClosed(reason *amqp.Error) {
-	if reason != nil && reason.Code == amqp.NotFound {
-		m.knownMu.Lock()
+	if reason == nil || !reason.Server {
+		return
+	}
+	m.knownMu.Lock()
+	defer m.knownMu.Unlock()
+	switch name, named := exchangeNamed(reason); {
+	case reason.Code == amqp.NotFound:
 		m.known = map[string]bool{}
-		m.knownMu.Unlock()
+	case reason.Code == amqp.AccessRefused && named:
+		m.refused[name] = refusal{until: time.Now().Add(refusedFor), reason: reason.Error()}
 	}
 }
 
-// setKnown starts an empty set of known exchanges for conn.
+// setKnown starts empty sets of known and refused exchanges for conn.
 func (m *connManager) setKnown(conn *amqp.Connection) {
 	m.knownMu.Lock()
-	m.knownConn, m.known = conn, map[string]bool{}
+	m.knownConn, m.known, m.refused = conn, map[string]bool{}, map[string]refusal{}
 	m.knownMu.Unlock()
 }
 
@@ -193,21 +213,27 @@ func (m *connManager) waitUnblocked(ctx context.Context, cork *amqpx.CorkConn) e
 	return nil
 }
 
-// errNoExchange says a row names an exchange the broker does not have.
-var errNoExchange = errors.New("exchange does not exist")
+// errNoExchange says a row names an exchange the broker does not have; errExchangeRefused, one
+// that refused a publish a moment ago (see refusedFor). Either fails the row, unpublished.
+var (
+	errNoExchange      = errors.New("exchange does not exist")
+	errExchangeRefused = errors.New("exchange refused a publish")
+)
 
-// checkExchange returns errNoExchange when the broker has no exchange called name. Publishing
-// to a missing exchange would close the channel and fail every other publish outstanding on
-// it, so each exchange is checked once per connection on a throw-away channel. The check waits
-// for the broker, so it first flushes what cork holds back.
+// checkExchange returns errNoExchange when the broker has no exchange called name, and
+// errExchangeRefused while it refuses publishes. Publishing to a missing exchange would close
+// the channel and fail every other publish outstanding on it, so each exchange is checked once
+// per connection on a throw-away channel. The check waits for the broker, so it first flushes
+// what cork holds back.
 func (m *connManager) checkExchange(name string, cork *amqpx.CorkConn) error {
-	if name == "" {
-		return nil
-	}
 	m.knownMu.Lock()
 	conn, ok := m.knownConn, m.known[name]
+	refused, isRefused := m.refused[name]
 	m.knownMu.Unlock()
-	if ok {
+	if isRefused && time.Now().Before(refused.until) {
+		return fmt.Errorf("%w: %q: %s", errExchangeRefused, name, refused.reason)
+	}
+	if ok || name == "" {
 		return nil
 	}
 	if conn == nil {

@@ -3,6 +3,7 @@ package publisher
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,5 +289,45 @@ func writeOneByOne(t *testing.T, e *env, c *consumer, prefix string, n int) {
 		testenv.Eventually(t, 20*time.Second, func() (bool, string) {
 			return c.distinct() == start+i+1, fmt.Sprintf("%d of %d messages arrived", c.distinct()-start, i+1)
 		})
+	}
+}
+
+// An exchange that exists but refuses publishes (here an internal one; a missing write
+// permission is the same to the relay) closes the channel under every publish outstanding on
+// it. Only the rows to that exchange count the failure and die after MaxAttempts; the rows of
+// other partitions sharing the channel are published again without losing an attempt.
+func TestAnExchangeThatRefusesPublishesFailsOnlyItsOwnRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	internal := e.broker.Name("internal")
+	if err := e.broker.Channel().ExchangeDeclare(internal, "fanout", true, false, true, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	msgs, want := e.keyedMessages(3000, 300)
+	for i := range 10 {
+		refused := outbox.Message{ID: fmt.Sprintf("refused-%d", i), Exchange: internal, RoutingKey: "rk",
+			PartitionKey: fmt.Sprintf("refused-%d", i), Payload: []byte("{}")}
+		msgs = slices.Insert(msgs, i*300, refused)
+	}
+	e.write(msgs...)
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.Channels = 1 // every partition's publishes share the channel the refused ones close
+	cfg.MaxAttempts = 2
+	e.start(cfg)
+
+	e.waitAll(c, want, 60*time.Second) // the refused rows died: the outbox is empty
+	dead := e.deadRows()
+	for _, d := range dead {
+		if !strings.HasPrefix(d.MessageID, "refused-") {
+			t.Errorf("routable message %s is dead after %d attempts: %s", d.MessageID, d.Attempts, d.LastError)
+			continue
+		}
+		if d.Attempts != 2 || !strings.Contains(d.LastError, "internal exchange") {
+			t.Errorf("%s died after %d attempts with %q; want 2 attempts and the broker's reason", d.MessageID, d.Attempts, d.LastError)
+		}
+	}
+	if len(dead) != 10 {
+		t.Errorf("%d dead messages, want the 10 refused ones", len(dead))
 	}
 }

@@ -211,7 +211,7 @@ publishing:
 			failedKeys[row.PartitionKey] = true
 		}
 		if err := r.conns.checkExchange(row.Exchange, pc.cork); err != nil {
-			if errors.Is(err, errNoExchange) {
+			if errors.Is(err, errNoExchange) || errors.Is(err, errExchangeRefused) {
 				fail(err.Error())
 				continue
 			}
@@ -235,8 +235,8 @@ publishing:
 			}
 		case ctx.Err() != nil:
 			break publishing
-		case pc.isDead():
-			brokerErr = err
+		case pc.isDead() || errors.Is(err, amqp.ErrClosed):
+			brokerErr = err // it died under this publish: the row stays for the next sweep
 			break publishing
 		default:
 			fail(err.Error())
@@ -258,10 +258,10 @@ publishing:
 			got++
 		case <-expired:
 			expired, stopping = nil, nil
-			pc.abort(fmt.Errorf("%w: no confirm within %s", errChannelClosed, cfg.ConfirmTimeout))
+			pc.abort(fmt.Errorf("%w: no confirm within %s", errChannelClosed, cfg.ConfirmTimeout), blameAll)
 		case <-stopping:
 			expired, stopping = nil, nil
-			pc.abort(fmt.Errorf("%w: shutting down", errChannelClosed))
+			pc.abort(fmt.Errorf("%w: shutting down", errChannelClosed), blameNone)
 		}
 	}
 	if r.crashed.Load() {
@@ -391,6 +391,8 @@ func (p *partition) settle(rows []outbox.PendingRow, outcomes []result, stopping
 		row := &rows[i]
 		switch o := outcomes[i]; o.outcome {
 		case outcomeUnsent, outcomeHeld:
+		case outcomeInterrupted:
+			failedKeys[row.PartitionKey] = true // published again, so are its key's later rows
 		case outcomeAcked:
 			if !strict || !failedKeys[row.PartitionKey] {
 				done = append(done, row.ID)
