@@ -115,3 +115,58 @@ func TestConcurrentMigrationsDoNotCollide(t *testing.T) {
 		t.Fatalf("%d version rows, want %d", versions, len(all))
 	}
 }
+
+// A database at version 1 with relay rows in it is brought to the current version: the
+// instance columns appear, empty in the existing rows. The migration is idempotent: run again
+// after its version record was lost (as if interrupted), it changes nothing.
+func TestMigrateAddsRelayInstancesToAnExistingDatabase(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	ctx := t.Context()
+	if _, err := outbox.MigrateTables(ctx, d.DB, outbox.Tables{}); err != nil {
+		t.Fatal(err)
+	}
+	want := schemaOf(t, d)
+	// Back to version 1's relay tables, with rows a running version-1 relay wrote.
+	for _, q := range []string{
+		"ALTER TABLE syncworker_relay_members DROP COLUMN instance",
+		"ALTER TABLE syncworker_relay_leases DROP COLUMN instance",
+		"DELETE FROM syncworker_schema_migrations WHERE version > 1",
+		"INSERT INTO syncworker_relay_members (lease_group, member, expires_at) VALUES ('g/2', 'pod-0', NOW(6) + INTERVAL 1 MINUTE)",
+		"INSERT INTO syncworker_relay_leases (lease_group, partition_no, owner, token, expires_at) VALUES ('g/2', 0, 'pod-0', 7, NOW(6) + INTERVAL 1 MINUTE), ('g/2', 1, '', 0, NOW(6))",
+	} {
+		if _, err := d.DB.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	applied, err := outbox.MigrateTables(ctx, d.DB, outbox.Tables{})
+	if err != nil || len(applied) != 1 || applied[0] != 2 {
+		t.Fatalf("migrating a version-1 database applied %v, %v; want [2]", applied, err)
+	}
+	check := func() {
+		t.Helper()
+		got := schemaOf(t, d)
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("table %s after the upgrade:\n%s\nwant, as a fresh install:\n%s", k, got[k], v)
+			}
+		}
+		var member, instance string
+		if err := d.DB.QueryRow("SELECT member, instance FROM syncworker_relay_members").Scan(&member, &instance); err != nil || member != "pod-0" || instance != "" {
+			t.Errorf("member row after the upgrade: %q, %q, %v", member, instance, err)
+		}
+		var n int
+		d.DB.QueryRow("SELECT COUNT(*) FROM syncworker_relay_leases WHERE instance = '' AND (owner = 'pod-0' AND token = 7 OR owner = '')").Scan(&n)
+		if n != 2 {
+			t.Errorf("%d of 2 lease rows kept with instance '' after the upgrade", n)
+		}
+	}
+	check()
+	if _, err := d.DB.ExecContext(ctx, "DELETE FROM syncworker_schema_migrations WHERE version = 2"); err != nil {
+		t.Fatal(err)
+	}
+	if applied, err := outbox.MigrateTables(ctx, d.DB, outbox.Tables{}); err != nil || len(applied) != 1 {
+		t.Fatalf("running migration 2 again: applied %v, %v", applied, err)
+	}
+	check()
+}

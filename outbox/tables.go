@@ -112,11 +112,14 @@ func (t Tables) fields() []tableField {
 	}
 }
 
-// expand replaces the {placeholders} of a migration with the quoted table names.
+// expand replaces the {placeholders} of a migration with the quoted table names, and the
+// {placeholder:name} forms with the bare names (validated identifiers, safe inside a string
+// literal), which information_schema lookups compare with.
 func (t Tables) expand(sqlText string) string {
 	var pairs []string
 	for _, f := range t.fields() {
-		pairs = append(pairs, f.placeholder, QuoteIdentifier(f.name))
+		pairs = append(pairs, f.placeholder, QuoteIdentifier(f.name),
+			strings.TrimSuffix(f.placeholder, "}")+":name}", f.name)
 	}
 	return strings.NewReplacer(pairs...).Replace(sqlText)
 }
