@@ -14,11 +14,35 @@ import (
 //
 // A lease row says which member owns a partition until when; its token grows by one each time
 // the partition changes hands, so a relay can tell "still mine" from "lost and got back".
+//
+// Member ids are names an operator may choose, and two processes can be given the same one
+// (a templated id in a deployment with several replicas). So every relay process also has an
+// instance id of its own: membership rows and leases record it, a heartbeat takes a member row
+// only if it is its own instance's or has expired, and leases are renewed and released only by
+// the instance that holds them.
 type LeaseStore struct {
 	db *sql.DB
 
-	join, leave, members, ensure, renew, held, claimable, acquire, releaseHead string
+	join, joined, leave, members, ensure, renew, held, claimable, acquire, releaseHead string
 }
+
+// ErrMemberInUse says that another live relay process (instance) holds the member id.
+var ErrMemberInUse = errors.New("member id is in use by another relay instance")
+
+// MemberInUseError is Join's refusal: the member row belongs to another instance whose
+// heartbeat has not expired. errors.Is(err, ErrMemberInUse) holds.
+type MemberInUseError struct {
+	Group, Member string
+	Holder        string        // the instance that holds the member id ('' for a relay from before instances)
+	ExpiresIn     time.Duration // until the holder's heartbeat expires unless it is renewed
+}
+
+func (e *MemberInUseError) Error() string {
+	return fmt.Sprintf("outbox: relay member id %q of group %s is held by instance %q for another %s",
+		e.Member, e.Group, e.Holder, e.ExpiresIn.Round(time.Millisecond))
+}
+
+func (e *MemberInUseError) Is(target error) bool { return target == ErrMemberInUse }
 
 // NewLeaseStore returns the lease queries on db for the given table names.
 func NewLeaseStore(db *sql.DB, tables Tables) (*LeaseStore, error) {
@@ -31,37 +55,64 @@ func NewLeaseStore(db *sql.DB, tables Tables) (*LeaseStore, error) {
 	}
 	return &LeaseStore{
 		db: db,
-		join: tables.expand(`INSERT INTO {relay_members} (lease_group, member, expires_at)
-VALUES (?, ?, NOW(6) + INTERVAL ? MICROSECOND)
-ON DUPLICATE KEY UPDATE expires_at = NOW(6) + INTERVAL ? MICROSECOND`), // not VALUES(): MySQL deprecates it
-		leave:   tables.expand("DELETE FROM {relay_members} WHERE lease_group = ? AND member = ?"),
+		// One statement decides: the row is taken (instance set, expiry extended) only if it is
+		// this instance's or has expired. Both assignments test the same condition on values
+		// that make it true after either one ran, so the result does not depend on whether
+		// the server assigns left to right (MySQL) or simultaneously (MariaDB's
+		// SIMULTANEOUS_ASSIGNMENT mode). Values are passed twice, not VALUES(col): MySQL
+		// deprecates that.
+		join: tables.expand(`INSERT INTO {relay_members} (lease_group, member, instance, expires_at)
+VALUES (?, ?, ?, NOW(6) + INTERVAL ? MICROSECOND)
+ON DUPLICATE KEY UPDATE
+  instance = IF(instance = ? OR expires_at <= NOW(6), ?, instance),
+  expires_at = IF(instance = ? OR expires_at <= NOW(6), NOW(6) + INTERVAL ? MICROSECOND, expires_at)`),
+		// Which instance holds the row after the heartbeat. The affected-rows count cannot say:
+		// it depends on the client's CLIENT_FOUND_ROWS flag, which is the user's DSN setting.
+		joined: tables.expand(`SELECT instance, TIMESTAMPDIFF(MICROSECOND, NOW(6), expires_at) FROM {relay_members}
+WHERE lease_group = ? AND member = ?`),
+		leave:   tables.expand("DELETE FROM {relay_members} WHERE lease_group = ? AND member = ? AND instance = ?"),
 		members: tables.expand("SELECT COUNT(*) FROM {relay_members} WHERE lease_group = ? AND expires_at > NOW(6)"),
 		ensure:  tables.expand(`INSERT IGNORE INTO {relay_leases} (lease_group, partition_no, owner, token, expires_at) VALUES `),
 		renew: tables.expand(`UPDATE {relay_leases} SET expires_at = NOW(6) + INTERVAL ? MICROSECOND
-WHERE lease_group = ? AND owner = ? AND expires_at > NOW(6)`),
+WHERE lease_group = ? AND owner = ? AND instance = ? AND expires_at > NOW(6)`),
 		held: tables.expand(`SELECT partition_no, token FROM {relay_leases}
-WHERE lease_group = ? AND owner = ? AND expires_at > NOW(6)`),
+WHERE lease_group = ? AND owner = ? AND instance = ? AND expires_at > NOW(6)`),
 		claimable: tables.expand(`SELECT partition_no FROM {relay_leases}
 WHERE lease_group = ? AND partition_no < ? AND (owner = '' OR expires_at <= NOW(6)) ORDER BY partition_no`),
 		acquire: tables.expand(`UPDATE {relay_leases}
-SET owner = ?, token = LAST_INSERT_ID(token + 1), expires_at = NOW(6) + INTERVAL ? MICROSECOND
+SET owner = ?, instance = ?, token = LAST_INSERT_ID(token + 1), expires_at = NOW(6) + INTERVAL ? MICROSECOND
 WHERE lease_group = ? AND partition_no = ? AND (owner = '' OR expires_at <= NOW(6))`),
-		releaseHead: tables.expand(`UPDATE {relay_leases} SET owner = '', expires_at = NOW(6)
-WHERE lease_group = ? AND owner = ? AND partition_no IN `),
+		releaseHead: tables.expand(`UPDATE {relay_leases} SET owner = '', instance = '', expires_at = NOW(6)
+WHERE lease_group = ? AND owner = ? AND instance = ? AND partition_no IN `),
 	}, nil
 }
 
-// Join records member as alive in group for ttl (call it again to stay alive).
-func (s *LeaseStore) Join(ctx context.Context, group, member string, ttl time.Duration) error {
-	if _, err := s.db.ExecContext(ctx, s.join, group, member, ttl.Microseconds(), ttl.Microseconds()); err != nil {
+// Join records member as alive in group for ttl, as instance (call it again to stay alive).
+// When another instance holds member and its heartbeat has not expired, Join changes nothing
+// and returns a *MemberInUseError; it takes the member over once that heartbeat expired.
+func (s *LeaseStore) Join(ctx context.Context, group, member, instance string, ttl time.Duration) error {
+	us := ttl.Microseconds()
+	if _, err := s.db.ExecContext(ctx, s.join, group, member, instance, us, instance, instance, instance, us); err != nil {
 		return fmt.Errorf("outbox: relay %s heartbeat: %w", member, err)
+	}
+	var holder string
+	var left int64
+	switch err := s.db.QueryRowContext(ctx, s.joined, group, member).Scan(&holder, &left); {
+	case errors.Is(err, sql.ErrNoRows):
+		// The holder left between the two statements; the next heartbeat takes the row.
+		return &MemberInUseError{Group: group, Member: member}
+	case err != nil:
+		return fmt.Errorf("outbox: relay %s heartbeat: read the member row: %w", member, err)
+	case holder != instance:
+		return &MemberInUseError{Group: group, Member: member, Holder: holder, ExpiresIn: time.Duration(max(left, 0)) * time.Microsecond}
 	}
 	return nil
 }
 
 // Leave removes member from group at once, so the others rebalance without waiting for expiry.
-func (s *LeaseStore) Leave(ctx context.Context, group, member string) error {
-	if _, err := s.db.ExecContext(ctx, s.leave, group, member); err != nil {
+// It removes only instance's row: a relay that never got the member id leaves the holder alone.
+func (s *LeaseStore) Leave(ctx context.Context, group, member, instance string) error {
+	if _, err := s.db.ExecContext(ctx, s.leave, group, member, instance); err != nil {
 		return fmt.Errorf("outbox: relay %s leave: %w", member, err)
 	}
 	return nil
@@ -93,14 +144,15 @@ func (s *LeaseStore) EnsurePartitions(ctx context.Context, group string, count i
 	return nil
 }
 
-// Renew extends every unexpired lease member holds in group to ttl from now and returns them
-// as partition -> token. Leases that had already expired are not renewed and not returned:
-// another relay may own them by now.
-func (s *LeaseStore) Renew(ctx context.Context, group, member string, ttl time.Duration) (map[int]uint64, error) {
-	if _, err := s.db.ExecContext(ctx, s.renew, ttl.Microseconds(), group, member); err != nil {
+// Renew extends every unexpired lease member's instance holds in group to ttl from now and
+// returns them as partition -> token. Leases that had already expired are not renewed and not
+// returned: another relay may own them by now. Leases of another instance with the same member
+// id (a previous run, or a second process given the same id) are not touched.
+func (s *LeaseStore) Renew(ctx context.Context, group, member, instance string, ttl time.Duration) (map[int]uint64, error) {
+	if _, err := s.db.ExecContext(ctx, s.renew, ttl.Microseconds(), group, member, instance); err != nil {
 		return nil, fmt.Errorf("outbox: renew leases: %w", err)
 	}
-	rows, err := s.db.QueryContext(ctx, s.held, group, member)
+	rows, err := s.db.QueryContext(ctx, s.held, group, member, instance)
 	if err != nil {
 		return nil, fmt.Errorf("outbox: read held leases: %w", err)
 	}
@@ -138,10 +190,10 @@ func (s *LeaseStore) Claimable(ctx context.Context, group string, count int) ([]
 	return out, rows.Err()
 }
 
-// Acquire takes partition for member if it is free or expired, returning its new token.
-// ok is false when another member holds it.
-func (s *LeaseStore) Acquire(ctx context.Context, group, member string, partition int, ttl time.Duration) (token uint64, ok bool, err error) {
-	res, err := s.db.ExecContext(ctx, s.acquire, member, ttl.Microseconds(), group, partition)
+// Acquire takes partition for member's instance if it is free or expired, returning its new
+// token. ok is false when another relay holds it.
+func (s *LeaseStore) Acquire(ctx context.Context, group, member, instance string, partition int, ttl time.Duration) (token uint64, ok bool, err error) {
+	res, err := s.db.ExecContext(ctx, s.acquire, member, instance, ttl.Microseconds(), group, partition)
 	if err != nil {
 		return 0, false, fmt.Errorf("outbox: acquire partition %d: %w", partition, err)
 	}
@@ -157,8 +209,9 @@ func (s *LeaseStore) Acquire(ctx context.Context, group, member string, partitio
 	return uint64(id), true, nil
 }
 
-// Release gives up member's leases on partitions so others can take them at once.
-func (s *LeaseStore) Release(ctx context.Context, group, member string, partitions []int) error {
+// Release gives up the leases member's instance holds on partitions so others can take them
+// at once.
+func (s *LeaseStore) Release(ctx context.Context, group, member, instance string, partitions []int) error {
 	if len(partitions) == 0 {
 		return nil
 	}
@@ -166,7 +219,7 @@ func (s *LeaseStore) Release(ctx context.Context, group, member string, partitio
 	for i, p := range partitions {
 		ids[i] = int64(p)
 	}
-	q, args := inList(s.releaseHead, ids, group, member)
+	q, args := inList(s.releaseHead, ids, group, member, instance)
 	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("outbox: release %d partitions: %w", len(partitions), err)
 	}

@@ -174,7 +174,7 @@ func TestLeaseStore(t *testing.T) {
 		t.Fatalf("EnsurePartitions twice: %v", err)
 	}
 	for _, m := range []string{"m1", "m2"} {
-		if err := s.Join(ctx, g, m, time.Minute); err != nil {
+		if err := s.Join(ctx, g, m, "i-"+m, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -185,35 +185,35 @@ func TestLeaseStore(t *testing.T) {
 	if len(free) != 4 {
 		t.Fatalf("claimable = %v, want all 4", free)
 	}
-	tok, ok, err := s.Acquire(ctx, g, "m1", 0, 300*time.Millisecond)
+	tok, ok, err := s.Acquire(ctx, g, "m1", "i-m1", 0, 300*time.Millisecond)
 	if err != nil || !ok || tok != 1 {
 		t.Fatalf("m1 acquire 0 = %d, %v, %v; want token 1", tok, ok, err)
 	}
-	if _, ok, _ := s.Acquire(ctx, g, "m2", 0, time.Minute); ok {
+	if _, ok, _ := s.Acquire(ctx, g, "m2", "i-m2", 0, time.Minute); ok {
 		t.Fatalf("m2 took partition 0 while m1 holds it")
 	}
-	held, err := s.Renew(ctx, g, "m1", 300*time.Millisecond)
+	held, err := s.Renew(ctx, g, "m1", "i-m1", 300*time.Millisecond)
 	if err != nil || len(held) != 1 || held[0] != 1 {
 		t.Fatalf("m1 renew = %v, %v; want {0: 1}", held, err)
 	}
 	// m1 stops renewing: after expiry m2 takes the partition with a new token and m1 sees it lost.
 	testenv.Eventually(t, 5*time.Second, func() (bool, string) {
-		tok, ok, err = s.Acquire(ctx, g, "m2", 0, time.Minute)
+		tok, ok, err = s.Acquire(ctx, g, "m2", "i-m2", 0, time.Minute)
 		return ok, fmt.Sprintf("m2 could not take the expired lease (%v)", err)
 	})
 	if tok != 2 {
 		t.Errorf("token after takeover = %d, want 2", tok)
 	}
-	if held, _ := s.Renew(ctx, g, "m1", time.Minute); len(held) != 0 {
+	if held, _ := s.Renew(ctx, g, "m1", "i-m1", time.Minute); len(held) != 0 {
 		t.Errorf("m1 still holds %v after losing partition 0", held)
 	}
-	if err := s.Release(ctx, g, "m2", []int{0}); err != nil {
+	if err := s.Release(ctx, g, "m2", "i-m2", []int{0}); err != nil {
 		t.Fatal(err)
 	}
 	if free, _ := s.Claimable(ctx, g, 4); len(free) != 4 {
 		t.Errorf("claimable after release = %v, want all 4", free)
 	}
-	if err := s.Leave(ctx, g, "m1"); err != nil {
+	if err := s.Leave(ctx, g, "m1", "i-m1"); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.LiveMembers(ctx, g); n != 1 {

@@ -60,7 +60,9 @@ type Config struct {
 	// Group names the set of cooperating relays sharing one outbox. Default "default". Every
 	// relay of a group must use the same Partitions (the lease rows are keyed by both).
 	Group string
-	// MemberID identifies this relay among the group. Default host-pid-random; must be unique.
+	// MemberID identifies this relay among the group. Default host-pid-random; must be unique:
+	// a relay started with the id of another running relay holds no partitions until that one
+	// stops (see Relay.MemberConflict), because each process also has an instance id of its own.
 	MemberID string
 	// Partitions is the number of partitions (hash ranges of partition keys) leased and
 	// published independently. Default 16.

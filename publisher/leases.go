@@ -2,11 +2,14 @@ package publisher
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"sort"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/syncworker/syncworker/outbox"
 )
 
 // runLeases renews, rebalances and takes partition leases every RenewInterval until ctx ends.
@@ -48,16 +51,26 @@ func (r *Relay) leaseTick(ctx context.Context, group string) {
 	ttl := r.cfg.LeaseTTL
 	// The database extends the lease to its NOW()+ttl, which is no earlier than this moment
 	// plus ttl; a tenth of the lease is kept as margin for clock rate and the time to act.
-	// Renew first, and count from just before it, so a slow heartbeat never eats into the lease.
+	// Count from before the heartbeat and the renewal, so a slow one never eats into the lease.
 	started := time.Since(r.start)
 	validUntil := int64(started + ttl - ttl/10)
-	held, err := r.leases.Renew(ctx, group, r.cfg.MemberID, ttl)
-	if err != nil {
-		r.logTick("lease renewal failed", err, ctx)
+	// The heartbeat comes first: a relay whose member id another live process holds renews,
+	// adopts and takes nothing, and hands back what it runs. (Leases are per instance, so it
+	// could never renew the other's; but sharing one member row, both would count as one relay
+	// and each aim at the whole group's share.)
+	err := r.leases.Join(ctx, group, r.cfg.MemberID, r.instance, ttl)
+	if inUse := (*outbox.MemberInUseError)(nil); errors.As(err, &inUse) {
+		r.memberInUse(ctx, group, inUse, started)
 		return
 	}
-	if err := r.leases.Join(ctx, group, r.cfg.MemberID, ttl); err != nil {
+	if err != nil {
 		r.logTick("heartbeat failed", err, ctx)
+		return
+	}
+	r.memberHeld()
+	held, err := r.leases.Renew(ctx, group, r.cfg.MemberID, r.instance, ttl)
+	if err != nil {
+		r.logTick("lease renewal failed", err, ctx)
 		return
 	}
 	r.mu.Lock()
@@ -70,11 +83,12 @@ func (r *Relay) leaseTick(ctx context.Context, group string) {
 		p.stop()
 		delete(r.parts, no)
 	}
-	// A lease held under our name without a sweeper (a restart that kept its MemberID before
-	// the old leases expired) is adopted rather than left to block its partition.
+	// A lease this instance holds without a sweeper (an Acquire whose reply was lost) is taken
+	// up rather than left to block its partition. Leases of another instance under the same
+	// member id (a crashed previous run) are not: they expire, and are acquired afresh.
 	for no, token := range held {
 		if _, ok := r.parts[no]; !ok && !r.releasing[no] && no < r.cfg.Partitions {
-			r.log.Info("adopting a partition leased under this relay's name", zap.Int("partition", no))
+			r.log.Info("adopting a partition this relay leased without sweeping it", zap.Int("partition", no))
 			r.startPartition(no, token, validUntil)
 		}
 	}
@@ -121,7 +135,7 @@ func (r *Relay) acquire(ctx context.Context, group string, n int, validUntil int
 		if mine {
 			continue
 		}
-		token, ok, err := r.leases.Acquire(ctx, group, r.cfg.MemberID, no, r.cfg.LeaseTTL)
+		token, ok, err := r.leases.Acquire(ctx, group, r.cfg.MemberID, r.instance, no, r.cfg.LeaseTTL)
 		if err != nil {
 			r.logTick("acquiring a partition failed", err, ctx)
 			return
@@ -167,7 +181,7 @@ func (r *Relay) releaseExtra(ctx context.Context, group string, n int) {
 			}()
 			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
-			if err := r.leases.Release(bg, group, r.cfg.MemberID, []int{p.no}); err != nil {
+			if err := r.leases.Release(bg, group, r.cfg.MemberID, r.instance, []int{p.no}); err != nil {
 				r.log.Warn("could not release a partition; it expires on its own", zap.Int("partition", p.no), zap.Error(err))
 				return
 			}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/syncworker/syncworker/outbox"
@@ -28,6 +29,12 @@ type Relay struct {
 	leases  *outbox.LeaseStore
 	conns   *connManager
 	start   time.Time // the monotonic origin of lease deadlines
+	// instance tells this process apart from another relay given the same MemberID: the
+	// membership row and the leases record it.
+	instance string
+	conflict atomic.Pointer[memberConflict] // non-nil while another instance holds MemberID
+	// conflictLogged is when the lease loop last logged a running relay with our member id.
+	conflictLogged time.Time
 
 	mu    sync.Mutex
 	parts map[int]*partition // partitions this relay holds and sweeps
@@ -65,7 +72,8 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.AMQP.Name == "" {
 		cfg.AMQP.Name = "syncworker relay " + cfg.MemberID
 	}
-	log := cfg.Logger.With(zap.String("relay", cfg.MemberID), zap.String("group", cfg.Group))
+	instance := uuid.NewString()
+	log := cfg.Logger.With(zap.String("relay", cfg.MemberID), zap.String("instance", instance), zap.String("group", cfg.Group))
 	reads, ok := cfg.Metrics.(ReadMetrics)
 	if !ok {
 		reads = NopMetrics{}
@@ -86,6 +94,7 @@ func New(cfg Config) (*Relay, error) {
 		leases:    leases,
 		conns:     newConnManager(cfg.AMQP, cfg.Channels, cfg.Window, cfg.Metrics, log),
 		start:     time.Now(),
+		instance:  instance,
 		parts:     map[int]*partition{},
 		releasing: map[int]bool{},
 		notifyCh:  make(chan struct{}, 1),
@@ -172,10 +181,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	r.deleter.wait() // a DELETE a stopped partition stopped waiting for
 	if !r.crashed.Load() {
 		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := r.leases.Release(bg, r.cfg.leaseGroup(), r.cfg.MemberID, owned); err != nil {
+		if err := r.leases.Release(bg, r.cfg.leaseGroup(), r.cfg.MemberID, r.instance, owned); err != nil {
 			r.log.Warn("could not release leases; they expire on their own", zap.Error(err))
 		}
-		if err := r.leases.Leave(bg, r.cfg.leaseGroup(), r.cfg.MemberID); err != nil {
+		if err := r.leases.Leave(bg, r.cfg.leaseGroup(), r.cfg.MemberID, r.instance); err != nil {
 			r.log.Warn("could not leave the relay group; membership expires on its own", zap.Error(err))
 		}
 		cancel()

@@ -129,27 +129,3 @@ func TestDatabaseConnectionCuts(t *testing.T) {
 	proxy.Resume()
 	e.waitAll(c, late, 60*time.Second)
 }
-
-// A relay restarted with the same MemberID before its old leases expired adopts them (its
-// renewals keep them alive, so nobody else would ever take them).
-func TestRestartWithSameMemberIDAdoptsLeases(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	c := e.consume(e.queue)
-	cfg := e.config()
-	cfg.MemberID = "pod-0"
-	first := e.start(cfg)
-	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
-		return len(first.relay.Owned()) == 16, fmt.Sprintf("first run owns %v", first.relay.Owned())
-	})
-	first.kill(t)
-	e.start(cfg)
-	want := map[string]bool{}
-	for i := 0; i < 100; i++ {
-		m := e.msg(fmt.Sprint("k", i), i)
-		m.ID = fmt.Sprint("after-restart-", i)
-		want[m.ID] = true
-		e.write(m)
-	}
-	e.waitAll(c, want, 30*time.Second)
-}
