@@ -100,12 +100,22 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_relay_partitions_owned",
 		Help: "Partitions this relay holds a lease on and publishes."}, func() float64 { return float64(len(relay.Owned())) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_relay_member_conflict",
+		Help: "1 while another relay process holds this relay's member id, so this one publishes nothing."}, func() float64 {
+		if relay.MemberConflict() != nil {
+			return 1
+		}
+		return 0
+	}))
 	ready := newReadiness()
 	ready.add("database", db.PingContext)
 	probe := newBrokerProbe(s, "syncworker relay readiness")
 	defer probe.close()
 	ready.add("broker", probe.check)
 	ready.add("leases", func(ctx context.Context) error {
+		if err := relay.MemberConflict(); err != nil {
+			return err
+		}
 		if len(relay.Owned()) > 0 {
 			return nil
 		}
@@ -127,16 +137,16 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 		return nil
 	})
 	log.Info("relay configured", zap.String("mysql", redact.DSN(s.MySQL.DSN)), zap.String("amqp", redact.URL(s.AMQP.URL)),
-		zap.String("member", relay.MemberID()), zap.Int("partitions", s.Relay.Partitions))
+		zap.String("member", relay.MemberID()), zap.String("instance", relay.Instance()), zap.Int("partitions", s.Relay.Partitions))
 	return runWithOps(ctx, s, reg, ready, log, relay.Run)
 }
 
 // leaseGroup is the lease_group of the configured relays' lease rows.
 func leaseGroup(s *settings) string { return publisher.LeaseGroup(s.Relay.Group, s.Relay.Partitions) }
 
-// checkSchema fails fast when the outbox tables were never created: a relay that waits for
-// them would look healthy while nothing can ever be published. An unreachable database is not
-// an error here; the relay keeps retrying it.
+// checkSchema fails fast when the outbox tables were never created, or miss a migration this
+// binary needs: a relay that waits for them would look healthy while nothing can ever be
+// published. An unreachable database is not an error here; the relay keeps retrying it.
 func checkSchema(ctx context.Context, db *sql.DB) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -145,6 +155,12 @@ func checkSchema(ctx context.Context, db *sql.DB) error {
 	switch {
 	case errors.As(err, &myErr) && myErr.Number == 1146, err == nil && version == 0: // no such table
 		return fmt.Errorf("the syncworker tables do not exist in this database: run 'syncworker migrate' first")
+	case err == nil:
+		all, err := outbox.Migrations()
+		if err == nil && version < all[len(all)-1].Version {
+			return fmt.Errorf("the syncworker tables are at schema version %d and this syncworker needs version %d: run 'syncworker migrate' first",
+				version, all[len(all)-1].Version)
+		}
 	}
 	return nil
 }
