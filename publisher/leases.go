@@ -80,14 +80,13 @@ func (r *Relay) leaseTick(ctx context.Context, group string) {
 			continue
 		}
 		r.log.Warn("lost the lease of a partition", zap.Int("partition", no))
-		p.stop()
-		delete(r.parts, no)
+		r.stopPartition(p, nil)
 	}
 	// A lease this instance holds without a sweeper (an Acquire whose reply was lost) is taken
 	// up rather than left to block its partition. Leases of another instance under the same
 	// member id (a crashed previous run) are not: they expire, and are acquired afresh.
 	for no, token := range held {
-		if _, ok := r.parts[no]; !ok && !r.releasing[no] && no < r.cfg.Partitions {
+		if _, ok := r.parts[no]; !ok && !r.stopping[no] && no < r.cfg.Partitions {
 			r.log.Info("adopting a partition this relay leased without sweeping it", zap.Int("partition", no))
 			r.startPartition(no, token, validUntil)
 		}
@@ -131,9 +130,10 @@ func (r *Relay) acquire(ctx context.Context, group string, n int, validUntil int
 		}
 		r.mu.Lock()
 		_, mine := r.parts[no]
+		settling := r.stopping[no]
 		r.mu.Unlock()
-		if mine {
-			continue
+		if mine || settling {
+			continue // a later tick takes it once its last sweeper is done
 		}
 		token, ok, err := r.leases.Acquire(ctx, group, r.cfg.MemberID, r.instance, no, r.cfg.LeaseTTL)
 		if err != nil {
@@ -160,25 +160,8 @@ func (r *Relay) releaseExtra(ctx context.Context, group string, n int) {
 		nos = append(nos, no)
 	}
 	sort.Sort(sort.Reverse(sort.IntSlice(nos)))
-	var giving []*partition
 	for _, no := range nos[:n] {
-		p := r.parts[no]
-		p.stop()
-		delete(r.parts, no)
-		r.releasing[no] = true
-		giving = append(giving, p)
-	}
-	r.mu.Unlock()
-	for _, p := range giving {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			<-p.done
-			defer func() {
-				r.mu.Lock()
-				delete(r.releasing, p.no)
-				r.mu.Unlock()
-			}()
+		r.stopPartition(r.parts[no], func(p *partition) {
 			bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err := r.leases.Release(bg, group, r.cfg.MemberID, r.instance, []int{p.no}); err != nil {
@@ -186,6 +169,27 @@ func (r *Relay) releaseExtra(ctx context.Context, group string, n int) {
 				return
 			}
 			r.log.Info("released partition to rebalance", zap.Int("partition", p.no))
-		}()
+		})
 	}
+	r.mu.Unlock()
+}
+
+// stopPartition stops p's sweeper and keeps its partition among the stopping ones until the
+// sweeper has settled what it had in flight; then it runs after (if not nil). The caller holds
+// r.mu.
+func (r *Relay) stopPartition(p *partition, after func(*partition)) {
+	p.stop()
+	delete(r.parts, p.no)
+	r.stopping[p.no] = true
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		<-p.done
+		if after != nil {
+			after(p)
+		}
+		r.mu.Lock()
+		delete(r.stopping, p.no)
+		r.mu.Unlock()
+	}()
 }

@@ -38,10 +38,12 @@ type Relay struct {
 
 	mu    sync.Mutex
 	parts map[int]*partition // partitions this relay holds and sweeps
-	// releasing holds partitions being handed back: still leased (renewals extend them) but
-	// no longer swept.
-	releasing map[int]bool
-	wg        sync.WaitGroup // partition goroutines, including ones being released
+	// stopping holds partitions whose sweeper was stopped and is still settling: handed back
+	// (still leased, renewals extend them, until it is done) or lost. None is taken again
+	// before its sweeper is done: a second sweeper would publish the rows whose DELETE the
+	// first one still runs.
+	stopping map[int]bool
+	wg       sync.WaitGroup // partition goroutines, including ones being released
 
 	notifyCh chan struct{}
 	hardStop chan struct{} // closed when the shutdown wait for confirms is over
@@ -86,19 +88,19 @@ func New(cfg Config) (*Relay, error) {
 		return err
 	}
 	return &Relay{
-		cfg:       cfg,
-		log:       log,
-		store:     store,
-		deleter:   &deleter{del: deleteRows},
-		reads:     reads,
-		leases:    leases,
-		conns:     newConnManager(cfg.AMQP, cfg.Channels, cfg.Window, cfg.Metrics, log),
-		start:     time.Now(),
-		instance:  instance,
-		parts:     map[int]*partition{},
-		releasing: map[int]bool{},
-		notifyCh:  make(chan struct{}, 1),
-		hardStop:  make(chan struct{}),
+		cfg:      cfg,
+		log:      log,
+		store:    store,
+		deleter:  &deleter{del: deleteRows},
+		reads:    reads,
+		leases:   leases,
+		conns:    newConnManager(cfg.AMQP, cfg.Channels, cfg.Window, cfg.Metrics, log),
+		start:    time.Now(),
+		instance: instance,
+		parts:    map[int]*partition{},
+		stopping: map[int]bool{},
+		notifyCh: make(chan struct{}, 1),
+		hardStop: make(chan struct{}),
 	}, nil
 }
 

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"testing"
@@ -128,4 +129,43 @@ func TestDatabaseConnectionCuts(t *testing.T) {
 	})
 	proxy.Resume()
 	e.waitAll(c, late, 60*time.Second)
+}
+
+// A relay that lost its leases (paused past them) and takes the same partitions back at once
+// starts sweeping each only after the partition's previous sweeper finished: that one's DELETEs
+// may still be running, and a second sweeper on the range would publish those rows again.
+func TestRetakenPartitionWaitsForItsPreviousSweeper(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := e.consume(e.queue)
+	cfg := e.config()
+	cfg.Partitions = 4
+	a := e.start(cfg, func(r *Relay) {
+		del := r.deleter.del
+		r.deleter.del = func(ctx context.Context, ids []int64) error {
+			time.Sleep(2 * time.Second) // outlasts the lease (1 s)
+			return del(ctx, ids)
+		}
+	})
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return len(a.relay.Owned()) == 4, fmt.Sprintf("the relay owns %v", a.relay.Owned())
+	})
+	msgs, want := e.keyedMessages(200, 20)
+	e.write(msgs...)
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		return c.distinct() == len(want), fmt.Sprintf("%d of %d published", c.distinct(), len(want))
+	})
+	a.relay.frozen.Store(true) // while their DELETEs run
+	testenv.Eventually(t, 5*time.Second, func() (bool, string) {
+		var live int
+		if err := e.db.DB.QueryRow("SELECT COUNT(*) FROM syncworker_relay_leases WHERE expires_at > NOW(6)").Scan(&live); err != nil {
+			t.Fatal(err)
+		}
+		return live == 0, fmt.Sprintf("%d leases not expired", live)
+	})
+	a.relay.frozen.Store(false)
+	e.waitAll(c, want, 30*time.Second)
+	if n := c.maxCopies(); n != 1 {
+		t.Errorf("a message arrived %d times: a retaken partition was swept while its previous sweeper's DELETEs ran", n)
+	}
 }
