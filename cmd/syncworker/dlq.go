@@ -170,9 +170,10 @@ func runDLQReplay(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("confirm mode: %w", err)
 	}
 	returns := pub.NotifyReturn(make(chan amqp.Return, 1))
+	closed := pub.NotifyClose(make(chan *amqp.Error, 1))
 	replayed, lastProgress := 0, time.Now()
 	_, err = c.scan(ch, func(d *amqp.Delivery) error {
-		if err := replayOne(ctx, pub, returns, d); err != nil {
+		if err := replayOne(ctx, pub, returns, closed, d); err != nil {
 			return fmt.Errorf("message %s: %w (it stays parked)", d.MessageId, err)
 		}
 		if err := d.Ack(false); err != nil {
@@ -192,8 +193,9 @@ func runDLQReplay(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 // replayOne publishes d to its original exchange and routing key, mandatory and confirmed;
-// a return or nack is a failure.
-func replayOne(ctx context.Context, pub *amqp.Channel, returns <-chan amqp.Return, d *amqp.Delivery) error {
+// a return, a nack or the broker closing the channel (an exchange that does not exist) is a
+// failure.
+func replayOne(ctx context.Context, pub *amqp.Channel, returns <-chan amqp.Return, closed <-chan *amqp.Error, d *amqp.Delivery) error {
 	exchange, okE := d.Headers[subscriber.HeaderOriginalExchange].(string)
 	key, okK := d.Headers[subscriber.HeaderOriginalRoutingKey].(string)
 	if !okE || !okK {
@@ -220,10 +222,26 @@ func replayOne(ctx context.Context, pub *amqp.Channel, returns <-chan amqp.Retur
 	if err != nil {
 		return fmt.Errorf("wait for confirm: %w", err)
 	}
+	// A channel the broker closed (404 for a missing exchange) settles the confirm as a nack
+	// and closes the returns channel too, so look at why it closed first. The library sends
+	// the close reason before it settles the confirms.
+	select {
+	case e, open := <-closed:
+		if open && e != nil && e.Code == amqp.NotFound {
+			return fmt.Errorf("exchange %q does not exist (%d %s)", exchange, e.Code, e.Reason)
+		}
+		if open && e != nil {
+			return fmt.Errorf("publish to exchange %q: the broker closed the channel: %w", exchange, e)
+		}
+		return fmt.Errorf("publish to exchange %q: the channel closed", exchange)
+	default:
+	}
 	// The broker sends basic.return before the ack of an unroutable mandatory message.
 	select {
-	case r := <-returns:
-		return fmt.Errorf("exchange %q returned it with key %q (%d %s): no queue is bound", exchange, key, r.ReplyCode, r.ReplyText)
+	case r, open := <-returns:
+		if open {
+			return fmt.Errorf("exchange %q returned it with key %q (%d %s): no queue is bound", exchange, key, r.ReplyCode, r.ReplyText)
+		}
 	default:
 	}
 	if !ok {

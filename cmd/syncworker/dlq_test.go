@@ -148,3 +148,33 @@ func TestDLQListReplayPurge(t *testing.T) {
 		t.Fatalf("%d parked after purge", n)
 	}
 }
+
+// A parked message whose original exchange was deleted meanwhile: the broker closes the
+// publishing channel with 404. Replay must say so and keep the message parked, not report a
+// return it never got.
+func TestDLQReplayToMissingExchange(t *testing.T) {
+	t.Parallel()
+	b := testenv.NewBroker(t)
+	q := b.Name("dlqgone")
+	applyTestTopology(t, b, q)
+	ch := b.Channel()
+	lot := q + ".parked"
+	gone := b.Name("gone-exchange")
+	if err := ch.PublishWithContext(context.Background(), "", lot, true, false, amqp.Publishing{MessageId: "m-gone",
+		Headers: amqp.Table{subscriber.HeaderOriginalExchange: gone, subscriber.HeaderOriginalRoutingKey: "k"}, Body: []byte("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		n := queueDepth(t, ch, lot)
+		return n == 1, fmt.Sprintf("%d parked, want 1", n)
+	})
+	code, _, errOut := runCLI(t, map[string]string{"SYNCWORKER_AMQP_URL": b.URL}, "", "dlq", "replay", "--queue", q)
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("exchange %q does not exist", gone)) ||
+		!strings.Contains(errOut, "404") || !strings.Contains(errOut, "stays parked") || strings.Contains(errOut, "no queue is bound") {
+		t.Fatalf("replay to a missing exchange: code %d, stderr %q", code, errOut)
+	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		n := queueDepth(t, ch, lot)
+		return n == 1, fmt.Sprintf("%d parked after the failed replay, want 1", n)
+	})
+}
