@@ -77,17 +77,18 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the bench process to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile of the bench process to this file")
 	jsonOut := fs.Bool("json", false, "print one JSON object per scenario (and one for the environment) instead of a table")
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) == 0 {
 		fs.Usage()
 		return errUsage
 	}
-	scenario := args[0]
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
+	if len(positional) > 1 {
+		return usageErrorf("unexpected argument %q: bench runs one SCENARIO", positional[1])
 	}
+	scenario := positional[0]
 	if o.DSN == "" {
 		o.DSN = envOr(env, "SYNCWORKER_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/")
 	}
@@ -95,13 +96,13 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 		o.AMQPURL = envOr(env, "SYNCWORKER_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 	}
 	if o.BatchSize < 0 || o.Flush < 0 || o.HandlerDelay < 0 {
-		return fmt.Errorf("--batch, --flush-interval and --handler-delay must not be negative")
+		return usageErrorf("--batch, --flush-interval and --handler-delay must not be negative")
 	}
 	if o.Failing < 0 || o.Failing == 1 {
-		return fmt.Errorf("--failing %d: want 0 (no failing messages) or N of at least 2 (every Nth message fails)", o.Failing)
+		return usageErrorf("--failing %d: want 0 (no failing messages) or N of at least 2 (every Nth message fails)", o.Failing)
 	}
 	if o.Messages <= 0 || o.PayloadSize < 0 || o.Rate <= 0 || o.Writers <= 0 || o.Channels <= 0 || o.Window <= 0 || o.Duration <= 0 || o.Pairs <= 0 {
-		return fmt.Errorf("--messages, --rate, --writers, --channels, --window, --duration and --pairs must be positive, --payload not negative")
+		return usageErrorf("--messages, --rate, --writers, --channels, --window, --duration and --pairs must be positive, --payload not negative")
 	}
 	var run []int
 	for i, s := range benchScenarios {
@@ -111,7 +112,7 @@ func runBench(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if len(run) == 0 {
 		sort.Strings(names)
-		return fmt.Errorf("unknown scenario %q (want one of %s, all)", scenario, strings.Join(names, ", "))
+		return usageErrorf("unknown scenario %q (want one of %s, all)", scenario, strings.Join(names, ", "))
 	}
 	envInfo, err := bench.DescribeEnvironment(ctx, o)
 	if err != nil {

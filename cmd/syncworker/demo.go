@@ -40,7 +40,7 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 		*url = env.getenv("SYNCWORKER_AMQP_URL")
 	}
 	if *dsn == "" || *url == "" {
-		return fmt.Errorf("--dsn (or SYNCWORKER_MYSQL_DSN) and --amqp-url (or SYNCWORKER_AMQP_URL) are required")
+		return usageErrorf("--dsn (or SYNCWORKER_MYSQL_DSN) and --amqp-url (or SYNCWORKER_AMQP_URL) are required")
 	}
 	cfg.ServerDSN, cfg.AMQPURL = *dsn, *url
 	cfg.Progress, cfg.Terminal = env.stderr, isTerminal(env.stderr)

@@ -40,7 +40,7 @@ func TestDemoCommand(t *testing.T) {
 	}
 
 	code, _, errOut = runCLI(t, map[string]string{}, "", "demo")
-	if code != 1 || !strings.Contains(errOut, "--dsn") {
+	if code != 2 || !strings.Contains(errOut, "--dsn") {
 		t.Fatalf("missing DSN: code %d err %q", code, errOut)
 	}
 }

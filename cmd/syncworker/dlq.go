@@ -67,10 +67,10 @@ func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *
 		return nil, nil, err
 	}
 	if s.Consume.Queue == "" {
-		return nil, nil, fmt.Errorf("--queue (or consume.queue) is required: the parking lot is QUEUE.parked")
+		return nil, nil, usageErrorf("--queue (or consume.queue) is required: the parking lot is QUEUE.parked")
 	}
 	if c.limit < 0 {
-		return nil, nil, fmt.Errorf("--limit %d is negative", c.limit)
+		return nil, nil, usageErrorf("--limit %d is negative; allowed: a positive number, or 0 for all", c.limit)
 	}
 	c.s, c.lot = s, naming.ParkingLot(s.Consume.Queue)
 	return c, env, nil

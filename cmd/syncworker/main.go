@@ -39,8 +39,20 @@ type cliEnv struct {
 	getenv         func(string) string
 }
 
-// errUsage marks an error the flag package already explained.
+// errUsage marks a bad command line (exit code 2). Itself it says the flag package already
+// explained the problem; usageErrorf wraps it with an explanation of its own.
 var errUsage = errors.New("usage error")
+
+// usageError is a bad command line explained by its message; errors.Is(err, errUsage) holds.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string        { return e.msg }
+func (e usageError) Is(target error) bool { return target == errUsage }
+
+// usageErrorf reports a bad command line, naming the flag or argument at fault.
+func usageErrorf(format string, args ...any) error {
+	return usageError{msg: fmt.Sprintf(format, args...)}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -64,6 +76,9 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 			case errors.Is(err, flag.ErrHelp):
 				return 0
 			case errors.Is(err, errUsage):
+				if err.Error() != errUsage.Error() {
+					fmt.Fprintf(env.stderr, "syncworker %s: %v\nRun 'syncworker %s --help' for its usage.\n", c.name, err, c.name)
+				}
 				return 2
 			default:
 				fmt.Fprintf(env.stderr, "syncworker %s: %v\n", c.name, err)
@@ -108,13 +123,39 @@ func newFlagSet(env *cliEnv, name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, mapping a bad flag to errUsage (already reported).
+// parseFlags parses args of a command that takes no positional arguments: a stray one is a
+// usage error rather than something silently ignored.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) > 0 {
+		return usageErrorf("unexpected argument %q: %s takes no arguments besides its flags", positional[0], fs.Name())
 	}
 	return nil
+}
+
+// parseArgs parses flags and positional arguments in any order and returns the positional
+// ones: the flag package alone stops at the first positional argument, which would make
+// `outbox dead purge 6 --yes` treat --yes as an id. Everything after "--" is positional. A
+// bad flag is errUsage (the flag package reported it).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, errUsage
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional, args = append(positional, rest[0]), rest[1:]
+	}
 }

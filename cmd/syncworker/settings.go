@@ -106,6 +106,8 @@ type settingsFlags struct {
 	fs      *flag.FlagSet
 	config  *string
 	setters map[string]func(*settings)
+	// args receives the positional arguments of a command that takes them; nil refuses them.
+	args *[]string
 }
 
 // bindSettings adds --config and the connection flags every service command shares.
@@ -149,8 +151,16 @@ func (b *settingsFlags) duration(name, usage string, field func(*settings) *time
 // parse parses args, loads the settings and returns env with the settings' passwords blanked
 // from everything the command prints. Every command goes through it, so none can forget that.
 func (b *settingsFlags) parse(env *cliEnv, args []string, n needs) (*settings, *cliEnv, error) {
-	if err := parseFlags(b.fs, args); err != nil {
-		return nil, nil, err
+	if b.args == nil {
+		if err := parseFlags(b.fs, args); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		positional, err := parseArgs(b.fs, args)
+		if err != nil {
+			return nil, nil, err
+		}
+		*b.args = positional
 	}
 	s, err := b.load(env, n)
 	if err != nil {

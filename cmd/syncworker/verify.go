@@ -92,8 +92,14 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 			problems = append(problems, fmt.Errorf("%s is required", req.what))
 		}
 	}
+	if *chunk < 1 || *chunk > verify.MaxChunkSize {
+		problems = append(problems, fmt.Errorf("--chunk-size %d is out of range; allowed: 1 to %d", *chunk, verify.MaxChunkSize))
+	}
+	if *samples < 0 {
+		problems = append(problems, fmt.Errorf("--samples %d is negative", *samples))
+	}
 	if err := errors.Join(problems...); err != nil {
-		return err
+		return usageError{msg: err.Error()}
 	}
 	base := verify.Config{ChunkSize: *chunk, Samples: *samples}
 	if *mappingFile == "" {

@@ -90,7 +90,7 @@ row_sync:
 	}
 
 	code, _, errOut = runCLI(t, map[string]string{"SYNCWORKER_MYSQL_DSN": ""}, "", "verify", "--table", "orders")
-	if code != 1 || !strings.Contains(errOut, "--source-dsn is required") || !strings.Contains(errOut, "--key is required") {
+	if code != 2 || !strings.Contains(errOut, "--source-dsn is required") || !strings.Contains(errOut, "--key is required") {
 		t.Fatalf("missing flags: code %d err %q", code, errOut)
 	}
 }

@@ -67,6 +67,9 @@ type Report struct {
 // Drift reports whether the replica differs from the source.
 func (r *Report) Drift() bool { return r.Differing+r.Missing+r.Extra > 0 }
 
+// MaxChunkSize bounds Config.ChunkSize: the source rows of a differing chunk are held in memory.
+const MaxChunkSize = 1_000_000
+
 // ErrInvalidConfig is wrapped by the error of a Config that cannot be used.
 var ErrInvalidConfig = errors.New("verify: invalid config")
 
@@ -104,8 +107,8 @@ func (c Config) Validate() error {
 			bad("column: %v", err)
 		}
 	}
-	if c.ChunkSize < 1 || c.ChunkSize > 1_000_000 {
-		bad("ChunkSize %d is outside 1..1000000", c.ChunkSize)
+	if c.ChunkSize < 1 || c.ChunkSize > MaxChunkSize {
+		bad("ChunkSize %d is outside 1..%d", c.ChunkSize, MaxChunkSize)
 	}
 	if c.Samples < 0 {
 		bad("Samples %d is negative", c.Samples)
