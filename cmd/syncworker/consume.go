@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/syncworker/syncworker/internal/redact"
-	"github.com/syncworker/syncworker/outbox"
 	"github.com/syncworker/syncworker/subscriber"
 )
 
@@ -56,11 +54,8 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	defer db.Close()
 	keepPool(db, max(c.Concurrency, 4)+2)
 	reg.MustRegister(dbStatsCollector(db))
-	if v, err := outbox.SchemaVersion(ctx, db, outbox.Tables{}); err != nil || v < 1 {
-		if err == nil {
-			err = fmt.Errorf("schema version %d", v)
-		}
-		return fmt.Errorf("%s has no syncworker schema (run 'syncworker migrate' first): %w", redact.DSN(s.MySQL.DSN), pingOr(ctx, db, s, err))
+	if err := checkSchema(ctx, db, s); err != nil {
+		return err
 	}
 	tc, err := amqpTLS(s)
 	if err != nil {
@@ -105,12 +100,4 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	log.Info("starting consumer", zap.String("mysql", redact.DSN(s.MySQL.DSN)), zap.String("amqp", redact.URL(s.AMQP.URL)),
 		zap.String("queue", c.Queue), zap.String("consumer", c.ConsumerName))
 	return runWithOps(ctx, s, reg, ready, log, sub.Run)
-}
-
-// pingOr explains a connection failure (TLS included) better than the query error did.
-func pingOr(ctx context.Context, db *sql.DB, s *settings, err error) error {
-	if perr := pingDB(ctx, db, s); perr != nil {
-		return perr
-	}
-	return err
 }

@@ -53,7 +53,7 @@ func (c *deadCommand) parse(ctx context.Context, env *cliEnv, args []string, che
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := checkSchema(ctx, db); err != nil {
+	if err := checkSchema(ctx, db, s); err != nil {
 		db.Close()
 		return nil, nil, nil, err
 	}

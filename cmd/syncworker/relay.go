@@ -81,11 +81,14 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 	}
 	defer db.Close()
 	keepPool(db, 64)
-	if err := checkSchema(ctx, db); err != nil {
-		return err
-	}
 	log := newLogger(env, s, "relay")
 	defer log.Sync() //nolint:errcheck // best effort on exit
+	if err := checkSchema(ctx, db, s); errors.Is(err, errUnreachable) {
+		// A relay may start before its database; it keeps trying to reach it.
+		log.Warn("could not reach the database; the relay keeps trying", zap.Error(redactErr(err, s)))
+	} else if err != nil {
+		return err
+	}
 	cfg, err := relayConfig(s, db)
 	if err != nil {
 		return err
@@ -144,23 +147,34 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 // leaseGroup is the lease_group of the configured relays' lease rows.
 func leaseGroup(s *settings) string { return publisher.LeaseGroup(s.Relay.Group, s.Relay.Partitions) }
 
-// checkSchema fails fast when the outbox tables were never created, or miss a migration this
-// binary needs: a relay that waits for them would look healthy while nothing can ever be
-// published. An unreachable database is not an error here; the relay keeps retrying it.
-func checkSchema(ctx context.Context, db *sql.DB) error {
+// errUnreachable marks a database that did not answer, as opposed to one that answered
+// without syncworker's tables.
+var errUnreachable = errors.New("could not reach the database")
+
+// checkSchema fails fast when the syncworker tables were never created, or miss a migration
+// this binary needs: a relay that waits for them would look healthy while nothing can ever be
+// published. Only a server that answered is blamed on the schema; one that did not gives
+// errUnreachable.
+func checkSchema(ctx context.Context, db *sql.DB, s *settings) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	version, err := outbox.SchemaVersion(ctx, db, outbox.Tables{})
 	var myErr *mysql.MySQLError
 	switch {
 	case errors.As(err, &myErr) && myErr.Number == 1146, err == nil && version == 0: // no such table
-		return fmt.Errorf("the syncworker tables do not exist in this database: run 'syncworker migrate' first")
-	case err == nil:
-		all, err := outbox.Migrations()
-		if err == nil && version < all[len(all)-1].Version {
-			return fmt.Errorf("the syncworker tables are at schema version %d and this syncworker needs version %d: run 'syncworker migrate' first",
-				version, all[len(all)-1].Version)
+		return fmt.Errorf("%s has no syncworker tables: run 'syncworker migrate' first", redact.DSN(s.MySQL.DSN))
+	case errors.As(err, &myErr): // the server answered, and refused
+		return err
+	case err != nil:
+		// pingDB explains a connection failure (TLS included) better than the query did.
+		if perr := pingDB(ctx, db, s); perr != nil {
+			err = perr
 		}
+		return fmt.Errorf("%w: %w", errUnreachable, err)
+	}
+	if all, err := outbox.Migrations(); err == nil && version < all[len(all)-1].Version {
+		return fmt.Errorf("the syncworker tables are at schema version %d and this syncworker needs version %d: run 'syncworker migrate' first",
+			version, all[len(all)-1].Version)
 	}
 	return nil
 }

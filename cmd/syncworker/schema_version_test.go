@@ -26,14 +26,16 @@ func TestRelayOnAnOlderSchemaSaysToMigrate(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	err := checkSchema(t.Context(), d.DB)
+	s := &settings{}
+	s.MySQL.DSN = d.DSN
+	err := checkSchema(t.Context(), d.DB, s)
 	if err == nil || !strings.Contains(err.Error(), "schema version 1") || !strings.Contains(err.Error(), "run 'syncworker migrate' first") {
 		t.Fatalf("checkSchema on version 1: %v; want the version and to migrate first", err)
 	}
 	if code, out, errOut := runCLI(t, nil, "", "migrate", "--dsn", d.DSN); code != 0 || !strings.Contains(out, "applied migrations [2") {
 		t.Fatalf("migrate: code %d, out %q, err %q", code, out, errOut)
 	}
-	if err := checkSchema(t.Context(), d.DB); err != nil {
+	if err := checkSchema(t.Context(), d.DB, s); err != nil {
 		t.Fatalf("checkSchema after migrate: %v", err)
 	}
 }

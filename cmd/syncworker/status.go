@@ -89,7 +89,7 @@ func collectStatus(ctx context.Context, s *settings) (*statusReport, error) {
 	if err := pingDB(ctx, db, s); err != nil {
 		return nil, err
 	}
-	if err := checkSchema(ctx, db); err != nil {
+	if err := checkSchema(ctx, db, s); err != nil {
 		return nil, err
 	}
 	rep := &statusReport{Group: leaseGroup(s), Leases: []leaseStatus{}, Queues: []queueStatus{}}
