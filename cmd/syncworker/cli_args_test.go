@@ -29,6 +29,8 @@ func TestBadCommandLinesExitTwo(t *testing.T) {
 		{[]string{"status", "--dsn", dsn, "--", "x"}, `unexpected argument "x"`},
 		{[]string{"version", "now"}, `unexpected argument "now"`},
 		{[]string{"demo", "--amqp-url", url}, "--dsn"},
+		{[]string{"demo", "--amqp-url", url, "--dsn", dsn, "--orders", "0"}, "--orders 0"},
+		{[]string{"demo", "--amqp-url", url, "--dsn", dsn, "--writers", "0"}, "--writers 0"},
 		{[]string{"bench", "ceiling", "relay"}, `unexpected argument "relay"`},
 	} {
 		code, out, errOut := runCLI(t, env, "", tc.args...)

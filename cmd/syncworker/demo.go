@@ -33,6 +33,10 @@ func runDemo(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// demo.Config takes 0 for its default; on the command line 0 would silently run 2000.
+	if cfg.Orders < 1 || cfg.Writers < 1 {
+		return usageErrorf("--orders %d and --writers %d must be at least 1", cfg.Orders, cfg.Writers)
+	}
 	if *dsn == "" {
 		*dsn = env.getenv("SYNCWORKER_MYSQL_DSN")
 	}

@@ -88,11 +88,14 @@ type consumeSettings struct {
 
 // Defaults the command line applies itself (the libraries default the rest).
 const (
-	defaultLogLevel       = "info"
-	defaultLogFormat      = "json"
-	defaultPartitions     = 16 // publisher.Config's default; status needs it without a relay
-	defaultGroup          = "default"
-	defaultStatsInterval  = 5 * time.Second
+	defaultLogLevel      = "info"
+	defaultLogFormat     = "json"
+	defaultPartitions    = 16 // publisher.Config's default; status needs it without a relay
+	defaultGroup         = "default"
+	defaultStatsInterval = 5 * time.Second
+	// minLeaseTTL keeps the renewal period (the publisher's RenewInterval, lease_ttl/4) long
+	// enough for its database round trips; the publisher itself only asks for a positive TTL.
+	minLeaseTTL           = time.Second
 	defaultManagementNote = "set amqp.management_url (the RabbitMQ management API) to see unacked counts"
 )
 
@@ -340,11 +343,15 @@ func (s *settings) validateRelay(errs *configErrors) {
 	}
 	for key, d := range map[string]time.Duration{"relay.retry_initial": r.RetryInitial, "relay.retry_max": r.RetryMax,
 		"relay.lease_ttl": r.LeaseTTL, "relay.poll_interval": r.PollInterval, "relay.idle_poll_interval": r.IdlePollInterval,
-		"relay.confirm_timeout":  r.ConfirmTimeout,
-		"relay.shutdown_timeout": r.ShutdownTimeout} {
+		"relay.confirm_timeout": r.ConfirmTimeout, "relay.shutdown_timeout": r.ShutdownTimeout,
+		"relay.stats_interval": r.StatsInterval} {
 		if d < 0 {
 			errs.add(key, "%s is negative; allowed: a positive duration such as 500ms or 10s, or 0 for the default", d)
 		}
+	}
+	if r.LeaseTTL > 0 && r.LeaseTTL < minLeaseTTL {
+		errs.add("relay.lease_ttl", "%s is too short; allowed: at least %s (leases are renewed every lease_ttl/4, "+
+			"a few database round trips that must finish well within the lease), or 0 for the default 10s", r.LeaseTTL, minLeaseTTL)
 	}
 	if r.RetryMax > 0 && r.RetryInitial > r.RetryMax {
 		errs.add("relay.retry_max", "%s is shorter than relay.retry_initial %s", r.RetryMax, r.RetryInitial)

@@ -73,6 +73,8 @@ relay:
   order: random
   channels: -1
   idle_poll_interval: 2ms
+  stats_interval: -5s
+  lease_ttl: 1ms
 consume:
   batch_size: 2000
   retry:
@@ -92,8 +94,10 @@ consume:
 		"bad.yaml:12: relay.order",
 		"bad.yaml:13: relay.channels",
 		"bad.yaml:14: relay.idle_poll_interval: 2ms is shorter than relay.poll_interval 5ms",
-		"bad.yaml:16: consume.batch_size",
-		"bad.yaml:18: consume.retry.delays[1]",
+		"bad.yaml:15: relay.stats_interval: -5s is negative",
+		"bad.yaml:16: relay.lease_ttl: 1ms is too short; allowed: at least 1s",
+		"bad.yaml:18: consume.batch_size",
+		"bad.yaml:20: consume.retry.delays[1]",
 		"consume.queue: is required",
 		"consume.consumer_name: is required",
 		"consume.row_sync.tables: is empty",
