@@ -47,6 +47,16 @@ func (c *configErrors) add(key, format string, args ...any) {
 	c.problems = append(c.problems, configProblem{File: c.file, Line: c.lines[key], Key: key, Problem: fmt.Sprintf(format, args...)})
 }
 
+// has reports whether key already has a problem.
+func (c *configErrors) has(key string) bool {
+	for _, p := range c.problems {
+		if cp, ok := p.(configProblem); ok && cp.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *configErrors) err() error {
 	if len(c.problems) == 0 {
 		return nil

@@ -61,24 +61,10 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	if err != nil {
 		return err
 	}
-	sub, err := subscriber.New(db, subscriber.Config{
-		AMQPURL:        s.AMQP.URL,
-		AMQPTLS:        tc,
-		Queue:          c.Queue,
-		ConsumerName:   c.ConsumerName,
-		Handler:        rs.Handle,
-		BatchHandler:   rs.HandleBatch,
-		Concurrency:    c.Concurrency,
-		BatchSize:      c.BatchSize,
-		FlushInterval:  c.FlushInterval,
-		Prefetch:       c.Prefetch,
-		RetryDelays:    c.Retry.Delays,
-		MaxAttempts:    c.Retry.MaxAttempts,
-		InboxRetention: c.InboxRetention,
-		StopTimeout:    c.StopTimeout,
-		Metrics:        metrics,
-		Logger:         log,
-	})
+	cfg := c.subscriberConfig()
+	cfg.AMQPURL, cfg.AMQPTLS, cfg.Handler, cfg.BatchHandler = s.AMQP.URL, tc, rs.Handle, rs.HandleBatch
+	cfg.Metrics, cfg.Logger = metrics, log
+	sub, err := subscriber.New(db, cfg)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -378,26 +377,62 @@ func (s *settings) validateConsume(n needs, errs *configErrors) {
 			errs.add("consume.row_sync.tables", "is empty: map at least one table (source, target, key_columns), or there is nothing to apply")
 		}
 	}
-	for key, v := range map[string]int{"consume.concurrency": c.Concurrency, "consume.prefetch": c.Prefetch,
-		"consume.batch_size": c.BatchSize, "consume.retry.max_attempts": c.Retry.MaxAttempts} {
-		if v < 0 {
-			errs.add(key, "%d is negative; allowed: a positive number, or 0 for the default", v)
+	if n.consume {
+		s.validateSubscriber(errs)
+	}
+}
+
+// subscriberKeys name the settings behind the subscriber.Config fields its validation reports.
+var subscriberKeys = map[string]string{"Concurrency": "consume.concurrency", "BatchSize": "consume.batch_size",
+	"FlushInterval": "consume.flush_interval", "Prefetch": "consume.prefetch", "RetryDelays": "consume.retry.delays",
+	"MaxAttempts": "consume.retry.max_attempts", "InboxRetention": "consume.inbox_retention",
+	"StopTimeout": "consume.stop_timeout", "Queue": "consume.queue", "ConsumerName": "consume.consumer_name"}
+
+// validateSubscriber checks the consume knobs by the subscriber's own rules (prefetch range,
+// inbox retention longer than the longest retry delay, ...) before anything connects, and
+// names each problem by its key rather than its Go field. subscriber.New validates before it
+// touches the database, so a nil one is fine here; its "db is required", the handler and the
+// URL are checked elsewhere and left out.
+func (s *settings) validateSubscriber(errs *configErrors) {
+	_, err := subscriber.New(nil, s.Consume.subscriberConfig())
+	for _, e := range leafErrors(err) {
+		field, problem, ok := strings.Cut(e.Error(), ": ")
+		base, index, indexed := strings.Cut(field, "[")
+		key, known := subscriberKeys[base]
+		if !ok || !known || errs.has(key) {
+			continue
 		}
-	}
-	if c.BatchSize > 1000 {
-		errs.add("consume.batch_size", "%d is more than 1000", c.BatchSize)
-	}
-	for i, d := range c.Retry.Delays {
-		if d <= 0 {
-			errs.add(fmt.Sprintf("consume.retry.delays[%d]", i), "%s must be positive, e.g. 1s", d)
+		if indexed {
+			key += "[" + index
 		}
+		errs.add(key, "%s", problem)
 	}
-	for key, d := range map[string]time.Duration{"consume.flush_interval": c.FlushInterval,
-		"consume.inbox_retention": c.InboxRetention, "consume.stop_timeout": c.StopTimeout} {
-		if d < 0 {
-			errs.add(key, "%s is negative; allowed: a positive duration, or 0 for the default", d)
+}
+
+// subscriberConfig maps the consume settings to the subscriber's knobs; the caller adds the
+// connection, handlers, metrics and logger.
+func (c consumeSettings) subscriberConfig() subscriber.Config {
+	return subscriber.Config{Queue: c.Queue, ConsumerName: c.ConsumerName, Concurrency: c.Concurrency,
+		BatchSize: c.BatchSize, FlushInterval: c.FlushInterval, Prefetch: c.Prefetch, RetryDelays: c.Retry.Delays,
+		MaxAttempts: c.Retry.MaxAttempts, InboxRetention: c.InboxRetention, StopTimeout: c.StopTimeout}
+}
+
+// leafErrors returns the errors joined or wrapped in err, innermost first level that is not
+// itself a wrapper.
+func leafErrors(err error) []error {
+	switch u := err.(type) {
+	case nil:
+		return nil
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, e := range u.Unwrap() {
+			out = append(out, leafErrors(e)...)
 		}
+		return out
+	case interface{ Unwrap() error }:
+		return leafErrors(u.Unwrap())
 	}
+	return []error{err}
 }
 
 // secrets are the passwords in the settings, which must never be printed. Passwords shorter

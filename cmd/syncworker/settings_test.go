@@ -151,3 +151,32 @@ func TestVerifyReadsMappingsOfTheUnifiedFile(t *testing.T) {
 		t.Fatalf("the file's mysql.dsn (the replica for verify) is %q", file.MySQL.DSN)
 	}
 }
+
+// Settings the subscriber would refuse are reported with the other configuration problems,
+// by key and before anything connects (the DSN and URL point at closed ports).
+func TestConsumeSettingsAreCheckedByTheSubscribersRulesBeforeConnecting(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "consume.yaml")
+	os.WriteFile(path, []byte(`consume:
+  queue: q
+  consumer_name: c
+  prefetch: 70000
+  inbox_retention: 30s
+  retry:
+    delays: [1s, 1m]
+  row_sync:
+    tables: [{source: orders, key_columns: [id]}]
+`), 0o600) //nolint:errcheck
+	env := map[string]string{"SYNCWORKER_MYSQL_DSN": "root@tcp(127.0.0.1:1)/x", "SYNCWORKER_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"}
+	code, _, errOut := runCLI(t, env, "", "consume", "--config", path)
+	for _, want := range []string{"invalid configuration (2 problems)", "consume.yaml:4: consume.prefetch: 70000 is outside 1..65535",
+		"consume.yaml:5: consume.inbox_retention: 30s must be longer than the longest retry delay 1m0s"} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("code %d, stderr lacks %q:\n%s", code, want, errOut)
+		}
+	}
+	for _, unwanted := range []string{"Prefetch", "InboxRetention", "connect", "reach"} {
+		if strings.Contains(errOut, unwanted) {
+			t.Errorf("stderr names %q:\n%s", unwanted, errOut)
+		}
+	}
+}
