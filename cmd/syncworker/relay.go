@@ -83,9 +83,9 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 	keepPool(db, 64)
 	log := newLogger(env, s, "relay")
 	defer log.Sync() //nolint:errcheck // best effort on exit
-	if err := checkSchema(ctx, db, s); errors.Is(err, errUnreachable) {
-		// A relay may start before its database; it keeps trying to reach it.
-		log.Warn("could not reach the database; the relay keeps trying", zap.Error(redactErr(err, s)))
+	if err := checkSchema(ctx, db, s); errors.As(err, &dbUnavailableError{}) {
+		// A relay may start before its database (or its grants); it keeps trying.
+		log.Warn("the database is not available; the relay keeps trying", zap.Error(redactErr(err, s)))
 	} else if err != nil {
 		return err
 	}
@@ -147,14 +147,17 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 // leaseGroup is the lease_group of the configured relays' lease rows.
 func leaseGroup(s *settings) string { return publisher.LeaseGroup(s.Relay.Group, s.Relay.Partitions) }
 
-// errUnreachable marks a database that did not answer, as opposed to one that answered
-// without syncworker's tables.
-var errUnreachable = errors.New("could not reach the database")
+// dbUnavailableError is a database that did not answer, or answered and refused us
+// (credentials, privileges), as opposed to one without syncworker's tables.
+type dbUnavailableError struct{ err error }
+
+func (e dbUnavailableError) Error() string { return e.err.Error() }
+func (e dbUnavailableError) Unwrap() error { return e.err }
 
 // checkSchema fails fast when the syncworker tables were never created, or miss a migration
 // this binary needs: a relay that waits for them would look healthy while nothing can ever be
-// published. Only a server that answered is blamed on the schema; one that did not gives
-// errUnreachable.
+// published. Only a server that answered is blamed on the schema; otherwise the error is a
+// dbUnavailableError.
 func checkSchema(ctx context.Context, db *sql.DB, s *settings) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -164,13 +167,13 @@ func checkSchema(ctx context.Context, db *sql.DB, s *settings) error {
 	case errors.As(err, &myErr) && myErr.Number == 1146, err == nil && version == 0: // no such table
 		return fmt.Errorf("%s has no syncworker tables: run 'syncworker migrate' first", redact.DSN(s.MySQL.DSN))
 	case errors.As(err, &myErr): // the server answered, and refused
-		return err
+		return dbUnavailableError{err}
 	case err != nil:
 		// pingDB explains a connection failure (TLS included) better than the query did.
 		if perr := pingDB(ctx, db, s); perr != nil {
 			err = perr
 		}
-		return fmt.Errorf("%w: %w", errUnreachable, err)
+		return dbUnavailableError{fmt.Errorf("could not reach the database: %w", err)}
 	}
 	if all, err := outbox.Migrations(); err == nil && version < all[len(all)-1].Version {
 		return fmt.Errorf("the syncworker tables are at schema version %d and this syncworker needs version %d: run 'syncworker migrate' first",
