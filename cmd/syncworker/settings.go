@@ -1,10 +1,14 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -293,17 +297,17 @@ func (s *settings) validate(n needs, errs *configErrors) {
 	if n.amqp {
 		if s.AMQP.URL == "" {
 			errs.add("amqp.url", "is required (or env SYNCWORKER_AMQP_URL, or --amqp-url)")
-		} else if u, err := url.Parse(s.AMQP.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
-			errs.add("amqp.url", "is not an amqp:// or amqps:// URL")
-		} else if u.Scheme == "amqp" && !s.AMQP.TLS.IsZero() {
+		} else if problem := urlProblem(s.AMQP.URL, "amqp", "amqps"); problem != "" {
+			errs.add("amqp.url", "%s; allowed: amqp://user:password@host:5672/vhost or amqps://...", problem)
+		} else if strings.HasPrefix(s.AMQP.URL, "amqp:") && !s.AMQP.TLS.IsZero() {
 			errs.add("amqp.tls", "is set but amqp.url is amqp://; use amqps:// for TLS or leave amqp.tls empty")
 		}
 		if err := s.AMQP.TLS.ValidateAs("amqp.tls"); err != nil {
 			errs.problems = append(errs.problems, err)
 		}
 		if s.AMQP.ManagementURL != "" {
-			if u, err := url.Parse(s.AMQP.ManagementURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				errs.add("amqp.management_url", "is not an http:// or https:// URL, e.g. http://user:pass@rabbitmq:15672")
+			if problem := urlProblem(s.AMQP.ManagementURL, "http", "https"); problem != "" {
+				errs.add("amqp.management_url", "%s; allowed: an http:// or https:// URL, e.g. http://user:pass@rabbitmq:15672", problem)
 			}
 		}
 	}
@@ -433,6 +437,41 @@ func leafErrors(err error) []error {
 		return leafErrors(u.Unwrap())
 	}
 	return []error{err}
+}
+
+// urlProblem says what is wrong with raw as a URL of one of schemes ("" if nothing). It never
+// quotes raw: a URL that does not parse cannot have its password redacted, and the parser's
+// messages quote parts of it (a password with a "/" makes its tail look like a port).
+func urlProblem(raw string, schemes ...string) string {
+	const encodeHint = " (reserved characters such as / ? # @ : % in the user or password must be percent-encoded)"
+	u, err := url.Parse(raw)
+	var ee url.EscapeError
+	var he url.InvalidHostError
+	switch {
+	case errors.As(err, &ee):
+		return "has an invalid %-escape (write a literal % as %25)"
+	case errors.As(err, &he):
+		return "has an invalid character in the host name" + encodeHint
+	case err != nil && strings.Contains(err.Error(), "invalid port"):
+		return "has a port that is not a number" + encodeHint
+	case err != nil && strings.Contains(err.Error(), "invalid userinfo"):
+		return "has an invalid character in the user or password" + encodeHint
+	case err != nil:
+		return "cannot be parsed as a URL" + encodeHint
+	case !slices.Contains(schemes, u.Scheme):
+		return fmt.Sprintf("has the scheme %q", u.Scheme)
+	case u.Host == "" && !strings.HasPrefix(u.Scheme, "amqp"): // AMQP URIs default the host to localhost
+		return "names no host"
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("has the port %s, outside 1..65535", p)
+		}
+	}
+	if strings.ContainsAny(raw, " \t\r\n") {
+		return "contains whitespace"
+	}
+	return ""
 }
 
 // secrets are the passwords in the settings, which must never be printed. Passwords shorter

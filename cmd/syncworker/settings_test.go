@@ -86,7 +86,7 @@ consume:
 	}
 	msg := err.Error()
 	for _, want := range []string{
-		"bad.yaml:4: amqp.url: is not an amqp:// or amqps:// URL",
+		"bad.yaml:4: amqp.url: has the scheme \"http\"; allowed: amqp://",
 		"bad.yaml:6: log.level: \"loud\" is not allowed; allowed: debug, info, warn, error",
 		"bad.yaml:7: log.format",
 		"bad.yaml:9: http.listen",
@@ -177,6 +177,23 @@ func TestConsumeSettingsAreCheckedByTheSubscribersRulesBeforeConnecting(t *testi
 	for _, unwanted := range []string{"Prefetch", "InboxRetention", "connect", "reach"} {
 		if strings.Contains(errOut, unwanted) {
 			t.Errorf("stderr names %q:\n%s", unwanted, errOut)
+		}
+	}
+}
+
+// A URL that does not parse is explained (bad port, bad escape) without quoting it: its
+// password cannot be redacted then.
+func TestBadAMQPURLSaysWhatIsWrongWithoutThePassword(t *testing.T) {
+	for url, want := range map[string]string{
+		"amqp://guest:Secr3tPass@127.0.0.1:notaport/": "amqp.url: has a port that is not a number",
+		"amqp://guest:Secr3t/Pass@127.0.0.1/":         "amqp.url: has a port that is not a number",
+		"amqp://guest:Secr3t%zzPass@127.0.0.1/":       "amqp.url: has an invalid %-escape (write a literal % as %25)",
+		"amqp://guest:Secr3tPass@127.0.0.1:99999/":    "amqp.url: has the port 99999, outside 1..65535",
+		"amqps//guest:Secr3tPass@127.0.0.1/":          `amqp.url: has the scheme ""`,
+	} {
+		_, err := loadForTest(t, map[string]string{"SYNCWORKER_AMQP_URL": url}, needs{amqp: true})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Secr3t") || strings.Contains(err.Error(), "Pass") {
+			t.Errorf("%s: %v; want %q and no password", url, err, want)
 		}
 	}
 }
