@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +24,7 @@ type configProblem struct {
 	Line    int
 	Key     string
 	Problem string
+	decode  bool // found decoding the file, before validation
 }
 
 func (p configProblem) Error() string {
@@ -44,7 +49,22 @@ type configErrors struct {
 }
 
 func (c *configErrors) add(key, format string, args ...any) {
+	if c.undecoded(key) {
+		return
+	}
 	c.problems = append(c.problems, configProblem{File: c.file, Line: c.lines[key], Key: key, Problem: fmt.Sprintf(format, args...)})
+}
+
+// undecoded reports whether key, or a section holding it, already has a problem from
+// decoding the file: its value was not read, so validating it would only add noise (a
+// "mysql.dsn is required" after "mysql: is not a mapping").
+func (c *configErrors) undecoded(key string) bool {
+	for _, p := range c.problems {
+		if cp, ok := p.(configProblem); ok && cp.decode && (key == cp.Key || strings.HasPrefix(key, cp.Key+".") || strings.HasPrefix(key, cp.Key+"[")) {
+			return true
+		}
+	}
+	return false
 }
 
 // has reports whether key already has a problem.
@@ -57,10 +77,18 @@ func (c *configErrors) has(key string) bool {
 	return false
 }
 
+// err lists the problems in the order of their lines in the file, those without a line last.
 func (c *configErrors) err() error {
 	if len(c.problems) == 0 {
 		return nil
 	}
+	line := func(e error) int {
+		if p, ok := e.(configProblem); ok && p.Line > 0 {
+			return p.Line
+		}
+		return math.MaxInt
+	}
+	slices.SortStableFunc(c.problems, func(a, b error) int { return cmp.Compare(line(a), line(b)) })
 	return invalidConfiguration(c.problems)
 }
 
@@ -74,56 +102,131 @@ func invalidConfiguration(problems []error) error {
 }
 
 // decodeYAMLStrict decodes data into out, refusing unknown keys, and returns the line of every
-// key path for later messages. Every decoding problem is reported, not just the first.
-func decodeYAMLStrict(file string, data []byte, out any) (map[string]int, error) {
+// key path (under prefix) for later messages. A value of the wrong type or an unknown key is a
+// problem, each named by key; the rest of the file is still decoded, so validation can report
+// its problems too. Only a file that is not YAML at all is an error.
+func decodeYAMLStrict(file string, data []byte, out any, prefix string) (map[string]int, []error, error) {
 	lines := map[string]int{}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return lines, nil
+		return lines, nil, nil
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, configProblem{File: file, Problem: strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, nil, configProblem{File: file, Problem: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
-	collectLines(&root, "", lines)
+	var keys []keyNode
+	collectLines(&root, prefix, lines, &keys)
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(out); err != nil {
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			var problems []error
-			for _, msg := range te.Errors {
-				problems = append(problems, yamlProblem(file, msg))
-			}
-			return nil, invalidConfiguration(problems)
+	err := dec.Decode(out)
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var problems []error
+		for _, msg := range te.Errors {
+			problems = append(problems, yamlProblem(file, msg, keys))
 		}
-		return nil, configProblem{File: file, Problem: err.Error()}
+		return lines, problems, nil
 	}
-	return lines, nil
+	if err != nil {
+		return nil, nil, configProblem{File: file, Problem: err.Error()}
+	}
+	return lines, nil, nil
 }
 
-// yamlProblem turns "line 12: field foo not found in type main.x" into a configProblem with
-// the line split out and Go type names left out.
-func yamlProblem(file, msg string) error {
-	p := configProblem{File: file, Problem: msg}
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		if n, tail, ok := strings.Cut(rest, ": "); ok {
-			if line, err := strconv.Atoi(n); err == nil {
-				p.Line, p.Problem = line, tail
+// keyNode is one key of the file (or item of a list) with its value, to name the key of a
+// decoding problem that yaml reports by line only.
+type keyNode struct {
+	key   string
+	line  int
+	value *yaml.Node
+}
+
+var (
+	yamlUnknownKey = regexp.MustCompile(`^line (\d+): field (.+) not found in type `)
+	yamlWrongType  = regexp.MustCompile(`^line (\d+): cannot unmarshal !!(\w+)(?: ` + "`" + `(.*)` + "`" + `)? into (.+)$`)
+)
+
+// yamlProblem turns yaml's "line 12: field foo not found in type main.x" or "line 8: cannot
+// unmarshal !!str `four` into int" into a problem naming the key and what is allowed, without
+// Go type names. Values are not quoted: they may be (part of) a DSN with its password.
+func yamlProblem(file, msg string, keys []keyNode) error {
+	p := configProblem{File: file, Problem: msg, decode: true}
+	if m := yamlUnknownKey.FindStringSubmatch(msg); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+		p.Key, p.Problem = m[2], "unknown key"
+		for _, k := range keys {
+			if k.line == p.Line && (k.key == m[2] || strings.HasSuffix(k.key, "."+m[2])) {
+				p.Key = k.key
 			}
 		}
+		return p
 	}
-	if i := strings.Index(p.Problem, " in type "); i >= 0 {
-		p.Problem = p.Problem[:i] + " (unknown key)"
+	if m := yamlWrongType.FindStringSubmatch(msg); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+		kind := yamlKinds[m[2]]
+		if kind == "" {
+			kind = "!!" + m[2]
+		}
+		p.Problem = fmt.Sprintf("%s is not allowed; allowed: %s", kind, goTypeKind(m[4]))
+		if m[4] == "time.Duration" && m[2] == "str" {
+			p.Problem = "is not a duration; allowed: " + goTypeKind(m[4])
+		}
+		// The deepest key on that line whose value is the one refused.
+		for _, k := range keys {
+			if k.value.Line == p.Line && yamlTagMatches(k.value, m[2], m[3]) && len(k.key) >= len(p.Key) {
+				p.Key = k.key
+			}
+		}
 	}
 	return p
 }
 
-// collectLines records the line of every mapping key and sequence item under prefix.
-func collectLines(n *yaml.Node, prefix string, lines map[string]int) {
+// yamlKinds describe yaml's short tags for people.
+var yamlKinds = map[string]string{"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+	"seq": "a list", "map": "a mapping", "null": "an empty value", "timestamp": "a timestamp", "binary": "binary data"}
+
+func yamlTagMatches(n *yaml.Node, tag, value string) bool {
+	switch tag {
+	case "seq":
+		return n.Kind == yaml.SequenceNode
+	case "map":
+		return n.Kind == yaml.MappingNode
+	}
+	if n.Kind != yaml.ScalarNode {
+		return false
+	}
+	if prefix, cut := strings.CutSuffix(value, "..."); cut { // yaml shortens long values
+		return strings.HasPrefix(n.Value, prefix)
+	}
+	return n.Value == value
+}
+
+// goTypeKind says what a Go type yaml decodes into accepts.
+func goTypeKind(t string) string {
+	switch {
+	case t == "time.Duration":
+		return "a duration such as 500ms, 10s or 1m"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "int") || strings.HasPrefix(t, "uint"):
+		return "an integer"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	}
+	return "a mapping of keys (a section)" // structs and maps
+}
+
+// collectLines records the line of every mapping key and sequence item under prefix, and
+// each key with its value node in keys.
+func collectLines(n *yaml.Node, prefix string, lines map[string]int, keys *[]keyNode) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			collectLines(c, prefix, lines)
+			collectLines(c, prefix, lines, keys)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -132,13 +235,15 @@ func collectLines(n *yaml.Node, prefix string, lines map[string]int) {
 				key = prefix + "." + key
 			}
 			lines[key] = n.Content[i].Line
-			collectLines(n.Content[i+1], key, lines)
+			*keys = append(*keys, keyNode{key: key, line: n.Content[i].Line, value: n.Content[i+1]})
+			collectLines(n.Content[i+1], key, lines, keys)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			key := fmt.Sprintf("%s[%d]", prefix, i)
 			lines[key] = c.Line
-			collectLines(c, key, lines)
+			*keys = append(*keys, keyNode{key: key, line: c.Line, value: c})
+			collectLines(c, key, lines, keys)
 		}
 	}
 }

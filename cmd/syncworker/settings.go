@@ -180,11 +180,11 @@ func (b *settingsFlags) load(env *cliEnv, n needs) (*settings, error) {
 	if path == "" {
 		path = env.getenv("SYNCWORKER_CONFIG")
 	}
-	s, err := loadSettingsFile(path)
+	s, problems, err := readSettingsFile(path)
 	if err != nil {
 		return nil, err
 	}
-	errs := &configErrors{file: s.file, lines: s.lines}
+	errs := &configErrors{file: s.file, lines: s.lines, problems: problems}
 	applyEnv(s, env.getenv, errs)
 	b.fs.Visit(func(f *flag.Flag) {
 		if set, ok := b.setters[f.Name]; ok {
@@ -202,28 +202,32 @@ func (b *settingsFlags) load(env *cliEnv, n needs) (*settings, error) {
 
 // loadSettingsFile decodes path strictly (unknown keys are problems); "" gives empty settings.
 func loadSettingsFile(path string) (*settings, error) {
+	s, problems, err := readSettingsFile(path)
+	if err == nil && len(problems) > 0 {
+		err = invalidConfiguration(problems)
+	}
+	return s, err
+}
+
+// readSettingsFile decodes path strictly; keys of the wrong type and unknown keys are
+// problems returned beside what could be decoded, so the caller reports them with the rest.
+func readSettingsFile(path string) (*settings, []error, error) {
 	s := &settings{file: path, lines: map[string]int{}}
 	data, err := readConfigFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var problems []error
 	if flatConsumeFile(data) {
 		// The earlier consume-only file: its keys are the consume section's.
-		lines, err := decodeYAMLStrict(path, data, &s.Consume)
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range lines {
-			s.lines["consume."+k] = v
-		}
-		return s, nil
+		s.lines, problems, err = decodeYAMLStrict(path, data, &s.Consume, "consume")
+	} else {
+		s.lines, problems, err = decodeYAMLStrict(path, data, s, "")
 	}
-	lines, err := decodeYAMLStrict(path, data, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.lines = lines
-	return s, nil
+	return s, problems, nil
 }
 
 // flatConsumeFile reports whether data is a consume-only file (row_sync, queue, ... at the top)

@@ -112,7 +112,7 @@ consume:
 
 	os.WriteFile(path, []byte("mysql:\n  dsn: x\n  pasword: y\nrelay:\n  partitons: 3\n"), 0o600) //nolint:errcheck
 	_, err = loadForTest(t, nil, needs{mysql: true}, "--config", path)
-	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3: field pasword not found (unknown key)") || !strings.Contains(err.Error(), "bad.yaml:5: field partitons") {
+	if err == nil || !strings.Contains(err.Error(), "bad.yaml:3: mysql.pasword: unknown key") || !strings.Contains(err.Error(), "bad.yaml:5: relay.partitons: unknown key") {
 		t.Fatalf("unknown keys: %v", err)
 	}
 	_, err = loadForTest(t, nil, needs{mysql: true}, "--config", "../../syncworker.example.yaml")
@@ -194,6 +194,48 @@ func TestBadAMQPURLSaysWhatIsWrongWithoutThePassword(t *testing.T) {
 		_, err := loadForTest(t, map[string]string{"SYNCWORKER_AMQP_URL": url}, needs{amqp: true})
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "Secr3t") || strings.Contains(err.Error(), "Pass") {
 			t.Errorf("%s: %v; want %q and no password", url, err, want)
+		}
+	}
+}
+
+// Keys of the wrong type and unknown keys are reported with the validation problems, all at
+// once, each by key and line, without Go type names or the values (they may hold a password).
+func TestConfigDecodingProblemsAreReportedWithTheRest(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.yaml")
+	os.WriteFile(path, []byte(`mysql: "u:Secr3tPass@tcp(h:1)/d"
+log:
+  level: loud
+relay:
+  partitions: 5000
+  retry_initial: soon
+pasword: x
+other: {channels: 1}
+consume: {concurrency: "four", retry: {delays: [1s, [2s]]}}
+`), 0o600) //nolint:errcheck
+	_, err := loadForTest(t, nil, needs{mysql: true}, "--config", path)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	want := []string{
+		"invalid configuration (8 problems)",
+		"f.yaml:1: mysql: a string is not allowed; allowed: a mapping of keys (a section)",
+		"f.yaml:3: log.level: \"loud\" is not allowed",
+		"f.yaml:5: relay.partitions: 5000 is out of range",
+		"f.yaml:6: relay.retry_initial: is not a duration; allowed: a duration such as 500ms",
+		"f.yaml:7: pasword: unknown key",
+		"f.yaml:8: other: unknown key",
+		"f.yaml:9: consume.concurrency: a string is not allowed; allowed: an integer",
+		"f.yaml:9: consume.retry.delays[1]: a list is not allowed; allowed: a duration",
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("missing %q in:\n%s", w, msg)
+		}
+	}
+	for _, unwanted := range []string{"Secr3tPass", "main.", "struct", "time.Duration", "!!", "mysql.dsn"} {
+		if strings.Contains(msg, unwanted) {
+			t.Errorf("%q in:\n%s", unwanted, msg)
 		}
 	}
 }
