@@ -46,13 +46,20 @@ type configErrors struct {
 	file     string
 	lines    map[string]int // dotted key path -> line
 	problems []error
+	// sources names the environment variable or flag that overrode a key's value in the
+	// file: a problem with it is theirs, not the file line's.
+	sources map[string]string
 }
 
 func (c *configErrors) add(key, format string, args ...any) {
 	if c.undecoded(key) {
 		return
 	}
-	c.problems = append(c.problems, configProblem{File: c.file, Line: c.lines[key], Key: key, Problem: fmt.Sprintf(format, args...)})
+	p := configProblem{File: c.file, Line: c.lines[key], Key: key, Problem: fmt.Sprintf(format, args...)}
+	if src := c.sources[key]; src != "" {
+		p.File, p.Line = src, 0
+	}
+	c.problems = append(c.problems, p)
 }
 
 // undecoded reports whether key, or a section holding it, already has a problem from
@@ -262,18 +269,19 @@ func readConfigFile(path string) ([]byte, error) {
 }
 
 // applyEnv sets fields tagged `env:"NAME"` from the environment when the variable is set,
-// walking nested structs. Strings, ints, bools and durations are supported; a value that does
-// not parse is a problem reported with the variable's name.
+// walking nested structs, and records the variable as the source of the key. Strings, ints,
+// bools and durations are supported; a value that does not parse is a problem of the variable.
 func applyEnv(v any, getenv func(string) string, errs *configErrors) {
-	applyEnvValue(reflect.ValueOf(v).Elem(), getenv, errs)
+	applyEnvValue(reflect.ValueOf(v).Elem(), "", getenv, errs)
 }
 
-func applyEnvValue(v reflect.Value, getenv func(string) string, errs *configErrors) {
+func applyEnvValue(v reflect.Value, prefix string, getenv func(string) string, errs *configErrors) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f, fv := t.Field(i), v.Field(i)
+		key := yamlKey(prefix, f)
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
-			applyEnvValue(fv, getenv, errs)
+			applyEnvValue(fv, key, getenv, errs)
 			continue
 		}
 		name := f.Tag.Get("env")
@@ -284,11 +292,12 @@ func applyEnvValue(v reflect.Value, getenv func(string) string, errs *configErro
 		if raw == "" {
 			continue
 		}
+		errs.sources[key] = "env " + name
 		switch {
 		case f.Type == reflect.TypeOf(time.Duration(0)):
 			d, err := time.ParseDuration(raw)
 			if err != nil {
-				errs.add(name, "%q is not a duration (for example 500ms, 10s, 1m)", raw)
+				errs.add(key, "%q is not a duration (for example 500ms, 10s, 1m)", raw)
 				continue
 			}
 			fv.SetInt(int64(d))
@@ -297,17 +306,50 @@ func applyEnvValue(v reflect.Value, getenv func(string) string, errs *configErro
 		case f.Type.Kind() == reflect.Int:
 			n, err := strconv.Atoi(raw)
 			if err != nil {
-				errs.add(name, "%q is not an integer", raw)
+				errs.add(key, "%q is not an integer", raw)
 				continue
 			}
 			fv.SetInt(int64(n))
 		case f.Type.Kind() == reflect.Bool:
 			b, err := strconv.ParseBool(raw)
 			if err != nil {
-				errs.add(name, "%q is not true or false", raw)
+				errs.add(key, "%q is not true or false", raw)
 				continue
 			}
 			fv.SetBool(b)
 		}
 	}
+}
+
+// yamlKey is the dotted key of field f under prefix, by its yaml tag.
+func yamlKey(prefix string, f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if name == "" {
+		name = strings.ToLower(f.Name)
+	}
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
+}
+
+// settingKey returns the dotted key of the field of v (a struct) at address ptr, or "".
+func settingKey(v reflect.Value, prefix string, ptr any) string {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f, fv := t.Field(i), v.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		key := yamlKey(prefix, f)
+		if fv.Addr().Interface() == ptr {
+			return key
+		}
+		if f.Type.Kind() == reflect.Struct {
+			if k := settingKey(fv, key, ptr); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
 }

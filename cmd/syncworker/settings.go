@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -111,14 +112,14 @@ type needs struct {
 type settingsFlags struct {
 	fs      *flag.FlagSet
 	config  *string
-	setters map[string]func(*settings)
+	setters map[string]func(*settings) any // sets the field and returns its address
 	// args receives the positional arguments of a command that takes them; nil refuses them.
 	args *[]string
 }
 
 // bindSettings adds --config and the connection flags every service command shares.
 func bindSettings(fs *flag.FlagSet, n needs) *settingsFlags {
-	b := &settingsFlags{fs: fs, setters: map[string]func(*settings){}}
+	b := &settingsFlags{fs: fs, setters: map[string]func(*settings) any{}}
 	b.config = fs.String("config", "", "YAML config file, see syncworker.example.yaml (env SYNCWORKER_CONFIG)")
 	if n.mysql {
 		b.str("dsn", "MySQL DSN, e.g. 'user:pass@tcp(host:3306)/app' (mysql.dsn, env SYNCWORKER_MYSQL_DSN)", func(s *settings) *string { return &s.MySQL.DSN })
@@ -139,17 +140,17 @@ func (b *settingsFlags) logFlags() {
 // never prints a value from the environment, such as a password.
 func (b *settingsFlags) str(name, usage string, field func(*settings) *string) {
 	v := b.fs.String(name, "", usage)
-	b.setters[name] = func(s *settings) { *field(s) = *v }
+	b.setters[name] = func(s *settings) any { p := field(s); *p = *v; return p }
 }
 
 func (b *settingsFlags) int(name, usage string, field func(*settings) *int) {
 	v := b.fs.Int(name, 0, usage)
-	b.setters[name] = func(s *settings) { *field(s) = *v }
+	b.setters[name] = func(s *settings) any { p := field(s); *p = *v; return p }
 }
 
 func (b *settingsFlags) duration(name, usage string, field func(*settings) *time.Duration) {
 	v := b.fs.Duration(name, 0, usage)
-	b.setters[name] = func(s *settings) { *field(s) = *v }
+	b.setters[name] = func(s *settings) any { p := field(s); *p = *v; return p }
 }
 
 // load reads the file (--config or SYNCWORKER_CONFIG), the environment and the given flags,
@@ -184,11 +185,13 @@ func (b *settingsFlags) load(env *cliEnv, n needs) (*settings, error) {
 	if err != nil {
 		return nil, err
 	}
-	errs := &configErrors{file: s.file, lines: s.lines, problems: problems}
+	errs := &configErrors{file: s.file, lines: s.lines, problems: problems, sources: map[string]string{}}
 	applyEnv(s, env.getenv, errs)
 	b.fs.Visit(func(f *flag.Flag) {
 		if set, ok := b.setters[f.Name]; ok {
-			set(s)
+			if key := settingKey(reflect.ValueOf(s).Elem(), "", set(s)); key != "" {
+				errs.sources[key] = "flag --" + f.Name
+			}
 		}
 	})
 	s.expand(env.getenv, errs)

@@ -239,3 +239,27 @@ consume: {concurrency: "four", retry: {delays: [1s, [2s]]}}
 		}
 	}
 }
+
+// A bad value from the environment or a flag is blamed on it, not on the file line whose
+// value it replaced.
+func TestProblemsNameTheEnvironmentVariableOrFlagThatSetTheValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lv.yaml")
+	os.WriteFile(path, []byte("mysql:\n  dsn: u:p@tcp(h:1)/d\nlog:\n  level: debug\nrelay:\n  partitions: 8\n"), 0o600) //nolint:errcheck
+	_, err := loadForTest(t, map[string]string{"SYNCWORKER_LOG_LEVEL": "loud"}, needs{mysql: true}, "--config", path, "--partitions", "5000")
+	if err == nil {
+		t.Fatal("bad values accepted")
+	}
+	for _, want := range []string{`env SYNCWORKER_LOG_LEVEL: log.level: "loud" is not allowed`, "flag --partitions: relay.partitions: 5000 is out of range"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "lv.yaml") {
+		t.Errorf("blamed on the file:\n%v", err)
+	}
+	code, _, errOut := runCLI(t, map[string]string{"SYNCWORKER_MYSQL_DSN": "root@tcp(127.0.0.1:1)/x", "SYNCWORKER_AMQP_URL": "amqp://127.0.0.1:1/"}, "",
+		"consume", "--queue", "q", "--consumer-name", "c", "--config", rowSyncConfig(t), "--prefetch", "70000")
+	if code != 1 || !strings.Contains(errOut, "flag --prefetch: consume.prefetch: 70000 is outside 1..65535") {
+		t.Errorf("consume --prefetch 70000: code %d, stderr %q", code, errOut)
+	}
+}
