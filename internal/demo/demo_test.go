@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,5 +138,72 @@ func TestConfigProblemsAreReportedTogether(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
+	}
+}
+
+// signalWriter closes ready when a line containing marker was written.
+type signalWriter struct {
+	marker string
+	ready  chan struct{}
+	once   sync.Once
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), w.marker) {
+		w.once.Do(func() { close(w.ready) })
+	}
+	return len(p), nil
+}
+
+// A run that fails (unreachable broker) or is interrupted (ctx cancelled, as by SIGTERM)
+// drops its databases too, unless Keep.
+func TestFailedOrInterruptedRunDropsItsDatabases(t *testing.T) {
+	t.Parallel()
+	server, err := sql.Open("mysql", testenv.MySQLDSNWithTimeout())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	left := func(cfg Config) int {
+		t.Helper()
+		var n int
+		if err := server.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?",
+			cfg.DatabasePrefix+"\\_%").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	failing, _ := testConfig(t)
+	failing.AMQPURL = "amqp://guest:guest@127.0.0.1:1/"
+	if _, err := Run(context.Background(), failing); err == nil {
+		t.Fatal("a run against an unreachable broker succeeded")
+	}
+	if n := left(failing); n != 0 {
+		t.Errorf("%d databases left after a failed run", n)
+	}
+
+	interrupted, _ := testConfig(t)
+	interrupted.Orders = 1_000_000 // never finishes on its own
+	w := &signalWriter{marker: "databases and topology ready", ready: make(chan struct{})}
+	interrupted.Progress = w
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := Run(ctx, interrupted); done <- err }()
+	select {
+	case <-w.ready:
+	case err := <-done:
+		t.Fatalf("the run ended before it was interrupted: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the databases and topology were not ready within 30s")
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(45 * time.Second):
+		t.Fatal("the interrupted run did not return within 45s")
+	}
+	if n := left(interrupted); n != 0 {
+		t.Errorf("%d databases left after an interrupted run", n)
 	}
 }

@@ -39,10 +39,26 @@ func (d dbs) close() {
 // Run sets everything up, produces the orders, waits until both subscribers applied every
 // event, and checks the replica (verify) and the projection. Drift is reported in the
 // Result, not as an error.
-func Run(ctx context.Context, cfg Config) (*Result, error) {
+func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
+	}
+	if !cfg.Keep && !cfg.ExternalWorkers {
+		// On every way out: an interrupted or failed run must not leave its databases behind.
+		defer func() {
+			// ctx may be what ended the run; the drop gets a context of its own.
+			dropCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			dropErr := dropDatabases(dropCtx, cfg)
+			switch {
+			case dropErr == nil:
+			case err == nil:
+				res, err = nil, dropErr
+			default: // the run's own error says more (often the same unreachable server)
+				fmt.Fprintf(cfg.Progress, "demo: could not drop the databases: %v\n", dropErr)
+			}
+		}()
 	}
 	start := time.Now()
 	d, err := setup(ctx, cfg)
@@ -56,7 +72,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	fmt.Fprintf(cfg.Progress, "demo: databases and topology ready in %s\n", time.Since(start).Round(time.Millisecond))
 
-	res, err := produceAndSync(ctx, cfg, d, topo)
+	res, err = produceAndSync(ctx, cfg, d, topo)
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +82,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if res.Projection, err = checkProjection(ctx, d.orders, d.projection); err != nil {
 		return nil, err
-	}
-	if !cfg.Keep && !cfg.ExternalWorkers {
-		if err := dropDatabases(ctx, cfg); err != nil {
-			return nil, err
-		}
 	}
 	return res, nil
 }
