@@ -52,7 +52,7 @@ type queueStatus struct {
 	Ready     int64  `json:"ready"`
 	Unacked   *int64 `json:"unacked"` // null when unknown (no management API)
 	Consumers int    `json:"consumers"`
-	Error     string `json:"error,omitempty"`
+	Error     string `json:"error,omitempty"` // the queue could not be read (unacked counts' problems are in notes)
 }
 
 func runStatus(ctx context.Context, env *cliEnv, args []string) error {
@@ -123,11 +123,15 @@ func collectStatus(ctx context.Context, s *settings) (*statusReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topology.file: %w", err)
 	}
-	if rep.Queues, err = queueDepths(ctx, s, topo); err != nil {
+	var mgmtErr error
+	if rep.Queues, mgmtErr, err = queueDepths(ctx, s, topo); err != nil {
 		return nil, err
 	}
-	if s.AMQP.ManagementURL == "" {
+	switch {
+	case s.AMQP.ManagementURL == "":
 		rep.Notes = append(rep.Notes, "unacked counts unknown: AMQP reports only ready messages; "+defaultManagementNote)
+	case mgmtErr != nil:
+		rep.Notes = append(rep.Notes, "unacked counts unknown: "+mgmtErr.Error())
 	}
 	return rep, nil
 }
@@ -185,10 +189,12 @@ func readLeases(ctx context.Context, db *sql.DB, group string, partitions int) (
 
 // queueDepths reads each topology queue, retry tier and parking lot: ready counts and
 // consumers with a passive declare, unacked counts from the management API when configured.
-func queueDepths(ctx context.Context, s *settings, topo *topology.Topology) ([]queueStatus, error) {
+// The management API's first failure is returned apart and ends the asking: an API that does
+// not answer would otherwise cost its timeout once per queue.
+func queueDepths(ctx context.Context, s *settings, topo *topology.Topology) (_ []queueStatus, mgmtErr, err error) {
 	conn, err := dialAMQP(s, "syncworker status")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer conn.Close()
 	var out []queueStatus
@@ -208,15 +214,15 @@ func queueDepths(ctx context.Context, s *settings, topo *topology.Topology) ([]q
 			q.Error = err.Error()
 			continue
 		}
-		if mgmt != nil {
+		if mgmt != nil && mgmtErr == nil {
 			if unacked, err := mgmt.unacked(ctx, q.Name); err != nil {
-				q.Error = err.Error()
+				mgmtErr = err
 			} else {
 				q.Unacked = &unacked
 			}
 		}
 	}
-	return out, nil
+	return out, mgmtErr, nil
 }
 
 // passiveDepth fills q's ready count and consumers; a missing queue closes the channel,
@@ -266,7 +272,7 @@ func (r *statusReport) format(w io.Writer) error {
 				unacked = fmt.Sprint(*q.Unacked)
 			}
 			if q.Error != "" {
-				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t%s\n", q.Name, q.Kind, q.Error)
+				fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\terror: %s\n", q.Name, q.Kind, q.Error)
 				continue
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\n", q.Name, q.Kind, q.Ready, unacked, q.Consumers)

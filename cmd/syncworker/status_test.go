@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,5 +160,45 @@ func TestStatusShowsBacklogDeadLeasesAndQueueDepths(t *testing.T) {
 	main, tier, lot := rep.Queues[0], rep.Queues[1], rep.Queues[3]
 	if main.Name != q || main.Ready != 3 || main.Consumers != 1 || tier.Kind != "retry 1s" || lot.Name != q+".parked" || lot.Ready != 1 || lot.Kind != "parking lot" {
 		t.Errorf("queues: %+v", rep.Queues)
+	}
+}
+
+// A failing management API costs only the unacked column, asked once: ready counts and
+// consumers from AMQP are still shown, and the API's error is a note.
+func TestStatusWithAFailingManagementAPI(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	b := testenv.NewBroker(t)
+	if err := outbox.Migrate(context.Background(), d.DB); err != nil {
+		t.Fatal(err)
+	}
+	q := b.Name("mgmtdown")
+	topoPath := applyTestTopology(t, b, q)
+	for i := 0; i < 3; i++ {
+		if err := b.Channel().PublishWithContext(context.Background(), "", q, true, false, amqp.Publishing{Body: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var requests atomic.Int32
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	defer api.Close()
+	env := map[string]string{"SYNCWORKER_MYSQL_DSN": d.DSN, "SYNCWORKER_AMQP_URL": b.URL}
+	var out string
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		var code int
+		var errOut string
+		requests.Store(0)
+		code, out, errOut = runCLI(t, env, "", "status", "--topology", topoPath, "--management-url", api.URL)
+		return code == 0 && regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(q)+`\s+queue\s+3\s+unknown\s+0\s*$`).MatchString(out),
+			fmt.Sprintf("code %d, want the queue's row with 3 ready, unacked unknown, 0 consumers:\n%s%s", code, out, errOut)
+	})
+	if !strings.Contains(out, "note: unacked counts unknown: management API: GET") || !strings.Contains(out, "503") {
+		t.Errorf("no note with the management API's error:\n%s", out)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d requests to the failing management API, want 1 (stop after the first failure)", n)
 	}
 }
