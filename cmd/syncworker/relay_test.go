@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -150,4 +153,23 @@ func TestRelaySIGTERMWithBacklog(t *testing.T) {
 		return arrived() == total, fmt.Sprintf("%d of %d messages arrived", arrived(), total)
 	})
 	stopRelay(cmd, stderr)
+}
+
+// publisher/README.md's knob table documents every relay.* flag of `syncworker relay`.
+func TestPublisherREADMEListsEveryRelayFlag(t *testing.T) {
+	doc, err := os.ReadFile("../../publisher/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := string(doc[bytes.Index(doc, []byte("## Knobs")):])
+	_, _, help := runCLI(t, nil, "", "relay", "--help")
+	flags := regexp.MustCompile(`(?m)^  -([a-z-]+) .*\n.*\(relay\.`).FindAllStringSubmatch(help, -1)
+	if len(flags) < 10 {
+		t.Fatalf("found only %d relay.* flags in relay --help:\n%s", len(flags), help)
+	}
+	for _, f := range flags {
+		if !strings.Contains(table, "`--"+f[1]+"`") {
+			t.Errorf("publisher/README.md's knob table lacks `--%s`", f[1])
+		}
+	}
 }
