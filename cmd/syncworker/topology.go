@@ -118,17 +118,13 @@ func runTopologyPlan(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if n := p.Count(topology.Differs); n > 0 {
-		return &topologyError{code: exitTopologyConflict,
-			err: fmt.Errorf("%d entit%s on the broker differ from %s; apply would refuse", n, pluralY(n), f.file)}
+		what := fmt.Sprintf("%d entities on the broker differ", n)
+		if n == 1 {
+			what = "1 entity on the broker differs"
+		}
+		return &topologyError{code: exitTopologyConflict, err: fmt.Errorf("%s from %s; apply would refuse", what, f.file)}
 	}
 	return nil
-}
-
-func pluralY(n int) string {
-	if n == 1 {
-		return "y"
-	}
-	return "ies"
 }
 
 func runTopologyApply(ctx context.Context, env *cliEnv, args []string) error {
@@ -159,10 +155,18 @@ func runTopologyApply(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return err
 	}
-	for _, c := range res.Created {
+	// Count as plan does, so its "N to create" and this "N created" agree: a binding whose
+	// exchange or queue was just created was created too, not merely ensured.
+	created := res.Created
+	for _, c := range res.Plan.Changes {
+		if c.Kind == "binding" && c.Action == topology.Create {
+			created = append(created, "binding "+c.Name)
+		}
+	}
+	for _, c := range created {
 		fmt.Fprintf(env.stdout, "created  %s\n", c)
 	}
 	fmt.Fprintf(env.stdout, "applied %s: %d created, %d unchanged, %d bindings ensured\n",
-		f.file, len(res.Created), res.Plan.Count(topology.Exists), res.Bound)
+		f.file, len(created), res.Plan.Count(topology.Exists), res.Bound-(len(created)-len(res.Created)))
 	return nil
 }
