@@ -7,6 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"math/big"
+	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -208,10 +212,51 @@ func (c RowChange) validate() error {
 }
 
 // KeyString is the canonical text of the key: its JSON object with the columns sorted by
-// name. It identifies the row in the subscriber's version table.
+// name, and whole numbers written as integers (1.0, 1e0 and 100e-2 are all 1). It identifies
+// the row in the subscriber's version table and, in the partition key, orders its changes.
+// A string is never taken for a number: "1" and 1 are different keys, so every producer of a
+// table's events must give a key column values of one JSON type.
 func (c RowChange) KeyString() (string, error) {
-	b, err := json.Marshal(c.Key) // encoding/json sorts map keys
+	key, cloned := c.Key, false
+	for col, v := range c.Key {
+		n, ok := v.(json.Number)
+		if !ok {
+			continue
+		}
+		whole, ok := wholeNumber(string(n))
+		if !ok || whole == string(n) {
+			continue
+		}
+		if !cloned {
+			key, cloned = maps.Clone(c.Key), true
+		}
+		key[col] = json.Number(whole)
+	}
+	b, err := json.Marshal(key) // encoding/json sorts map keys
 	return string(b), err
+}
+
+// wholeNumber returns the integer text of the JSON number n when its value is a whole number:
+// "1.0" -> "1", "-2.50e1" -> "-25", "-0.0" -> "0". Other numbers, and exponents beyond ±64
+// (which no key column holds; it bounds the arithmetic), are not.
+func wholeNumber(n string) (string, bool) {
+	if !strings.ContainsAny(n, ".eE") {
+		if n == "-0" {
+			return "0", true
+		}
+		return n, true
+	}
+	if i := strings.IndexAny(n, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(strings.TrimPrefix(n[i+1:], "+"))
+		if err != nil || exp < -64 || exp > 64 {
+			return "", false
+		}
+	}
+	r, ok := new(big.Rat).SetString(n)
+	if !ok || !r.IsInt() {
+		return "", false
+	}
+	return r.Num().String(), true
 }
 
 func sameJSON(a, b any) bool {

@@ -3,6 +3,7 @@ package outbox
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +53,38 @@ func TestRowChangeRejects(t *testing.T) {
 	}
 	if _, err := RowUpsert("t", map[string]any{"id": 1}, nil, 1); !errors.Is(err, ErrInvalidRowChange) {
 		t.Errorf("upsert without row: err = %v", err)
+	}
+}
+
+// A key names the row however its numbers are spelled: the version guard and the ordering
+// must not take 1.0 for another row than 1. Strings stay strings.
+func TestKeyStringWritesWholeNumbersAsIntegers(t *testing.T) {
+	for _, tc := range []struct{ key, want string }{
+		{`{"id":1}`, `{"id":1}`},
+		{`{"id":1.0}`, `{"id":1}`},
+		{`{"id":1e0}`, `{"id":1}`},
+		{`{"id":100e-2}`, `{"id":1}`},
+		{`{"id":-2.50E1}`, `{"id":-25}`},
+		{`{"id":-0.0}`, `{"id":0}`},
+		{`{"id":-0}`, `{"id":0}`},
+		{`{"id":12345678901234567890.000}`, `{"id":12345678901234567890}`},
+		{`{"id":1.5}`, `{"id":1.5}`},     // not whole: as written
+		{`{"id":1e400}`, `{"id":1e400}`}, // beyond any key column: as written
+		{`{"id":"1.0"}`, `{"id":"1.0"}`}, // a string is a string
+		{`{"a":2.0,"b":"x"}`, `{"a":2,"b":"x"}`},
+	} {
+		payload := `{"format":1,"op":"delete","table":"t","key":` + tc.key + `,"version":1}`
+		c, err := DecodeRowChange([]byte(payload))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.key, err)
+		}
+		before := fmt.Sprint(c.Key)
+		got, err := c.KeyString()
+		if err != nil || got != tc.want {
+			t.Errorf("KeyString(%s) = %s, %v; want %s", tc.key, got, err, tc.want)
+		}
+		if after := fmt.Sprint(c.Key); after != before {
+			t.Errorf("KeyString changed the decoded key %s to %s", before, after)
+		}
 	}
 }

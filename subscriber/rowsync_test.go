@@ -149,6 +149,29 @@ func TestRowSyncVersionGuard(t *testing.T) {
 	}
 }
 
+// A producer that writes the key 1 as 1.0 or 1e0 (a float in another language) names the same
+// row: its older versions are stale against the newer one written as 1.
+func TestRowSyncVersionGuardAcrossKeySpellings(t *testing.T) {
+	t.Parallel()
+	f, metrics := rowSyncFixture(t, 1)
+	f.publishRow(upsert(t, 1, 5), true)
+	for i, spelling := range []string{`{"id":1.0}`, `{"id":1e0}`} {
+		m := upsert(t, 1, uint64(3+i))
+		m.Payload = []byte(strings.Replace(string(m.Payload), `"key":{"id":1}`, `"key":`+spelling, 1))
+		if !strings.Contains(string(m.Payload), spelling) {
+			t.Fatalf("payload %s does not spell the key %s", m.Payload, spelling)
+		}
+		f.publishRow(m, true)
+	}
+	f.waitInbox(3)
+	if status, v, ok := f.replicaRow(1); !ok || v != 5 || status != "s5" {
+		t.Fatalf("row = %q v%d (found %v), want s5 v5: an older version spelled differently overwrote it", status, v, ok)
+	}
+	if got := metrics.get(&metrics.stale); got != 2 {
+		t.Errorf("stale = %d, want 2", got)
+	}
+}
+
 // Events naming unknown tables or columns, columns outside the allow-list, a wrong key, a
 // malformed payload or an identifier that would be injection are parked with the reason, and
 // nothing of them reaches SQL.
