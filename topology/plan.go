@@ -84,7 +84,7 @@ func (p *PlanResult) Format(w io.Writer) error {
 			fmt.Fprintf(&b, "           %s: broker has %s, file says %s\n", d.Argument, d.Broker, d.File)
 		}
 	}
-	fmt.Fprintf(&b, "%d to create, %d differ, %d unchanged, %d bindings to ensure\n",
+	fmt.Fprintf(&b, "%d to create, %d differing, %d unchanged, %d bindings to ensure\n",
 		p.Count(Create), p.Count(Differs), p.Count(Exists), p.Count(Ensure))
 	_, err := io.WriteString(w, b.String())
 	return err
