@@ -49,7 +49,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	key := fs.String("key", "", "comma-separated key columns (the mapping's key_columns)")
 	columns := fs.String("columns", "", "comma-separated columns to compare (default: every column both tables have)")
 	chunk := fs.Int("chunk-size", 1000, "source rows per checksummed chunk")
-	samples := fs.Int("samples", 10, "sample keys printed per kind of difference")
+	samples := fs.Int("samples", 10, "sample keys printed per kind of difference (0: none)")
 	asJSON := fs.Bool("json", false, "print the report as JSON (one object per table)")
 	mappingFile := fs.String("config", "", "the consumer's config file: verify every row_sync table mapping in it (source, target, key_columns, columns) instead of --table; its mysql.dsn is the replica")
 	if err := parseFlags(fs, args); err != nil {
@@ -102,6 +102,9 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		return usageError{msg: err.Error()}
 	}
 	base := verify.Config{ChunkSize: *chunk, Samples: *samples}
+	if *samples == 0 {
+		base.Samples = verify.NoSamples // 0 asks for none; in verify.Config it means the default
+	}
 	if *mappingFile == "" {
 		jobs = []verify.Config{{SourceTable: *table, ReplicaTable: *replicaTable, KeyColumns: splitList(*key), Columns: splitList(*columns)}}
 	}

@@ -34,7 +34,8 @@ type Config struct {
 	Columns []string
 	// ChunkSize is the number of source rows per checksummed chunk. Default 1000.
 	ChunkSize int
-	// Samples is how many keys are kept for each kind of difference. Default 10.
+	// Samples is how many keys are kept for each kind of difference. Default 10; NoSamples
+	// keeps none (the counts only).
 	Samples int
 }
 
@@ -85,6 +86,9 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// NoSamples as Config.Samples keeps no sample keys (0 means the default).
+const NoSamples = -1
+
 // Validate returns every problem with the configuration at once.
 func (c Config) Validate() error {
 	var errs []error
@@ -110,7 +114,7 @@ func (c Config) Validate() error {
 	if c.ChunkSize < 1 || c.ChunkSize > MaxChunkSize {
 		bad("ChunkSize %d is outside 1..%d", c.ChunkSize, MaxChunkSize)
 	}
-	if c.Samples < 0 {
+	if c.Samples < NoSamples {
 		bad("Samples %d is negative", c.Samples)
 	}
 	return errors.Join(errs...)

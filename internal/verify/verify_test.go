@@ -62,10 +62,15 @@ func mustExec(t *testing.T, d *testenv.Database, stmt string, args ...any) {
 
 func run(t *testing.T, src, rep *testenv.Database, chunk int) *Report {
 	t.Helper()
+	return runSampling(t, src, rep, chunk, 5)
+}
+
+func runSampling(t *testing.T, src, rep *testenv.Database, chunk, samples int) *Report {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := Run(ctx, Config{Source: src.DB, Replica: rep.DB, SourceTable: "orders", ReplicaTable: "orders_copy",
-		KeyColumns: []string{"id"}, ChunkSize: chunk, Samples: 5})
+		KeyColumns: []string{"id"}, ChunkSize: chunk, Samples: samples})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +119,13 @@ func TestInjectedDriftIsClassified(t *testing.T) {
 	check("extra", r.Extra, r.ExtraKeys, []string{"0", "1001"})
 	if r.Matching != 1000-6 {
 		t.Errorf("matching %d, want %d", r.Matching, 1000-6)
+	}
+
+	// NoSamples: the same counts, no keys.
+	r = runSampling(t, src, rep, 100, NoSamples)
+	if r.Differing != 4 || r.Missing != 2 || r.Extra != 2 || len(r.DifferingKeys)+len(r.MissingKeys)+len(r.ExtraKeys) != 0 {
+		t.Errorf("with NoSamples: %d/%d/%d differing/missing/extra, keys %v %v %v; want 4/2/2 and no keys",
+			r.Differing, r.Missing, r.Extra, r.DifferingKeys, r.MissingKeys, r.ExtraKeys)
 	}
 }
 
