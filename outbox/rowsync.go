@@ -60,7 +60,11 @@ type RowChange struct {
 // RowUpsert builds the event saying that row (identified by key) of table now has the given
 // column values at version. Values must encode to JSON; time.Time values are written as
 // "2006-01-02 15:04:05.999999" in UTC, which every MySQL temporal column accepts, and
-// []byte as base64 (JSON's rule), so send binary columns pre-encoded as text.
+// []byte as base64 (JSON's rule), so send binary columns pre-encoded as text. A DATETIME or
+// DATE column gets that UTC wall clock, so read such columns with the driver's default
+// loc=UTC (another location moves them); a TIMESTAMP column reads it in the subscriber
+// session's time zone, which must be UTC (`syncworker consume` sets time_zone '+00:00' unless
+// its DSN names one; elsewhere add time_zone=%27%2B00%3A00%27 to the DSN).
 //
 // The returned message has Type, AggregateType (the table), PartitionKey (table and key, so
 // the changes of one row stay in order) and Payload set. The caller sets Exchange and

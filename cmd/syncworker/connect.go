@@ -16,10 +16,15 @@ import (
 )
 
 // openDB opens mysql.dsn with the mysql.tls settings applied and interpolateParams on unless
-// the DSN says otherwise. It does not connect; the first query does, and a TLS failure there
-// is explained by pingDB.
-func openDB(s *settings) (*sql.DB, error) {
+// the DSN says otherwise, and the further defaults given (utcSessionByDefault). It does not
+// connect; the first query does, and a TLS failure there is explained by pingDB.
+func openDB(s *settings, defaults ...func(dsn string) (string, error)) (*sql.DB, error) {
 	dsn, err := interpolateByDefault(s.MySQL.DSN)
+	for _, d := range defaults {
+		if err == nil {
+			dsn, err = d(dsn)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -19,12 +19,7 @@ func interpolateByDefault(dsn string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("parse the MySQL DSN: %w", err) // the driver's parse errors never echo the password
 	}
-	params := ""
-	if i := strings.LastIndex(dsn, "?"); i >= 0 && i > strings.LastIndex(dsn, "/") {
-		params = dsn[i+1:]
-	}
-	values, _ := url.ParseQuery(params) // ParseDSN accepted the DSN, so its parameters parse
-	if _, set := values["interpolateParams"]; set {
+	if _, set := dsnParams(dsn)["interpolateParams"]; set {
 		return dsn, nil
 	}
 	cfg.InterpolateParams = true
@@ -33,4 +28,33 @@ func interpolateByDefault(dsn string) (string, error) {
 		return dsn, nil // the DSN parsed without it: its charset or collation rules it out
 	}
 	return interpolated, nil
+}
+
+// dsnParams returns the parameters a DSN that mysql.ParseDSN accepted sets.
+func dsnParams(dsn string) url.Values {
+	params := ""
+	if i := strings.LastIndex(dsn, "?"); i >= 0 && i > strings.LastIndex(dsn, "/") {
+		params = dsn[i+1:]
+	}
+	values, _ := url.ParseQuery(params) // ParseDSN accepted the DSN, so its parameters parse
+	return values
+}
+
+// utcSessionByDefault makes the sessions' time zone UTC unless the DSN sets time_zone. Row
+// sync's events carry times as UTC text (outbox.RowUpsert), and a TIMESTAMP column reads text
+// in the session's time zone: on a server whose zone is not UTC every such value would be
+// stored hours off. DATETIME and DATE columns do not depend on it.
+func utcSessionByDefault(dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", fmt.Errorf("parse the MySQL DSN: %w", err)
+	}
+	if _, set := dsnParams(dsn)["time_zone"]; set {
+		return dsn, nil
+	}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	cfg.Params["time_zone"] = "'+00:00'"
+	return cfg.FormatDSN(), nil
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/syncworker/syncworker/internal/testenv"
 )
 
 func TestInterpolateByDefault(t *testing.T) {
@@ -43,5 +45,37 @@ func TestInterpolateByDefault(t *testing.T) {
 	}
 	if _, err := interpolateByDefault("u:secret@tcp(h:1)/db?interpolateParams=maybe"); err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("a bad DSN gives %v, want a parse error", err)
+	}
+}
+
+// consume's sessions are in UTC unless the DSN names a time zone: row-sync events carry times
+// as UTC text, which a TIMESTAMP column would otherwise read in the server's zone.
+func TestConsumeSessionsAreInUTCUnlessTheDSNSaysOtherwise(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	for _, tc := range []struct{ params, want string }{
+		{"", "+00:00"},
+		{"time_zone=%27%2B02%3A00%27", "+02:00"},
+	} {
+		dsn := d.DSN
+		if tc.params != "" {
+			sep := "?"
+			if strings.Contains(dsn, "?") {
+				sep = "&"
+			}
+			dsn += sep + tc.params
+		}
+		s := &settings{}
+		s.MySQL.DSN = dsn
+		db, err := openDB(s, utcSessionByDefault)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var zone string
+		err = db.QueryRow("SELECT @@session.time_zone").Scan(&zone)
+		db.Close()
+		if err != nil || zone != tc.want {
+			t.Errorf("DSN parameters %q: session time zone %q (%v), want %q", tc.params, zone, err, tc.want)
+		}
 	}
 }
