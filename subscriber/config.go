@@ -83,7 +83,9 @@ type Config struct {
 	InboxCleanBatch int
 
 	// StopTimeout bounds how long a stop waits for in-flight batches to finish; what has not
-	// finished by then is handed back to the broker unacked. Default 30s.
+	// finished by then is handed back to the broker unacked (their contexts are cancelled and
+	// their transactions rolled back). A handler that ignores its context and keeps running
+	// still holds Run until it returns: Go cannot stop it. Default 30s.
 	StopTimeout time.Duration
 	// ConnectionName is shown by the broker for the connection. Default "syncworker consume <ConsumerName>".
 	ConnectionName string
