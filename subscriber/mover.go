@@ -96,6 +96,9 @@ func (s *Subscriber) moveFor(d *amqp.Delivery, failure error, now time.Time) (mv
 		headers[HeaderOriginalExchange] = d.Exchange
 		headers[HeaderOriginalRoutingKey] = d.RoutingKey
 	}
+	// Kept: every property but expiration (a parked message must not vanish, and a tier's own
+	// TTL is the delay) and user-id (the broker checks it against this connection's user);
+	// moved messages are persistent.
 	return move{queue: queue, pub: amqp.Publishing{
 		Headers:         headers,
 		ContentType:     d.ContentType,
@@ -103,6 +106,7 @@ func (s *Subscriber) moveFor(d *amqp.Delivery, failure error, now time.Time) (mv
 		DeliveryMode:    amqp.Persistent,
 		Priority:        d.Priority,
 		CorrelationId:   d.CorrelationId,
+		ReplyTo:         d.ReplyTo,
 		MessageId:       d.MessageId,
 		Timestamp:       d.Timestamp,
 		Type:            d.Type,

@@ -40,7 +40,13 @@ func TestMoveForChoosesTierOrParkingLot(t *testing.T) {
 		t.Errorf("headers after five failures = %v", headers)
 	}
 
-	d := amqp.Delivery{MessageId: "m"}
+	d := amqp.Delivery{MessageId: "m", Type: "t", ContentType: "application/json", ContentEncoding: "gzip", Priority: 3,
+		CorrelationId: "c1", ReplyTo: "answers", Timestamp: now, AppId: "app", Expiration: "60000", UserId: "someone", Body: []byte("b")}
+	kept := amqp.Publishing{MessageId: "m", Type: "t", ContentType: "application/json", ContentEncoding: "gzip", Priority: 3,
+		CorrelationId: "c1", ReplyTo: "answers", Timestamp: now, AppId: "app", DeliveryMode: amqp.Persistent, Body: []byte("b")}
+	if mv, _, _ := s.moveFor(&d, errors.New("boom"), now); fmt.Sprint(withoutHeaders(mv.pub)) != fmt.Sprint(kept) {
+		t.Errorf("moved message's properties = %+v, want %+v (no expiration, no user-id, persistent)", withoutHeaders(mv.pub), kept)
+	}
 	if mv, parked, _ := s.moveFor(&d, fmt.Errorf("bad: %w", ErrPermanent), now); !parked || mv.queue != "q.parked" {
 		t.Errorf("permanent error went to %s", mv.queue)
 	}
@@ -49,4 +55,9 @@ func TestMoveForChoosesTierOrParkingLot(t *testing.T) {
 	if text := mv.pub.Headers[HeaderError].(string); len(text) > MaxErrorBytes || !strings.HasPrefix(long, text) {
 		t.Errorf("error text not truncated on a rune boundary: %d bytes", len(text))
 	}
+}
+
+func withoutHeaders(p amqp.Publishing) amqp.Publishing {
+	p.Headers = nil
+	return p
 }
