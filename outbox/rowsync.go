@@ -25,10 +25,10 @@ import (
 //	 "row":{"id":42,"status":"paid","total":"12.50"},"version":7}
 //
 // format is RowSyncFormat; op is "upsert" or "delete" (a delete has no row); table and the
-// column names are identifiers (ValidateIdentifier); key names the row (one or more columns);
-// row holds the new column values (key columns may repeat, with the same values); version
-// increases with every change of the row (for example an updated_at in microseconds or a
-// version column) and must be positive.
+// column names are identifiers (ValidateIdentifier); key names the row (one or more columns,
+// none null); row holds the new column values (key columns may repeat, with the same values);
+// version increases with every change of the row (for example an updated_at in microseconds
+// or a version column) and must be positive.
 const (
 	// RowSyncFormat is the payload format version this package writes and reads.
 	RowSyncFormat = 1
@@ -181,9 +181,13 @@ func (c RowChange) validate() error {
 	if len(c.Key) == 0 {
 		bad("key must name at least one column")
 	}
-	for name := range c.Key {
+	for name, v := range c.Key {
 		if err := ValidateIdentifier(name); err != nil {
 			bad("key column: %v", err)
+		} else if v == nil {
+			// NULLs never conflict in a unique key: every upsert would add a row, and a
+			// delete (key = NULL) would match none.
+			bad("key column %q is null (a key value must name one row)", name)
 		}
 	}
 	switch c.Op {

@@ -88,3 +88,33 @@ func TestKeyStringWritesWholeNumbersAsIntegers(t *testing.T) {
 		}
 	}
 }
+
+// A NULL key value names no row: NULLs never conflict in a unique key, so every upsert would
+// insert another row and a delete would match nothing. Builders and decoding refuse it.
+func TestRowChangeRejectsNullKeyValues(t *testing.T) {
+	for name, payload := range map[string]string{
+		"upsert": `{"format":1,"op":"upsert","table":"t","key":{"a":1,"b":null},"row":{"x":1},"version":1}`,
+		"delete": `{"format":1,"op":"delete","table":"t","key":{"a":null},"version":1}`,
+	} {
+		_, err := DecodeRowChange([]byte(payload))
+		if !errors.Is(err, ErrInvalidRowChange) || !strings.Contains(err.Error(), "null") {
+			t.Errorf("%s with a null key value: err = %v, want ErrInvalidRowChange naming the null", name, err)
+		}
+	}
+	var noTime *time.Time
+	for name, build := range map[string]func() (Message, error){
+		"RowUpsert": func() (Message, error) {
+			return RowUpsert("t", map[string]any{"a": 1, "b": nil}, map[string]any{"x": 1}, 1)
+		},
+		"RowDelete":           func() (Message, error) { return RowDelete("t", map[string]any{"a": nil}, 1) },
+		"RowDelete nil *Time": func() (Message, error) { return RowDelete("t", map[string]any{"at": noTime}, 1) },
+	} {
+		if _, err := build(); !errors.Is(err, ErrInvalidRowChange) || !strings.Contains(err.Error(), `key column "`) {
+			t.Errorf("%s with a null key value: err = %v, want ErrInvalidRowChange", name, err)
+		}
+	}
+	// A null in the row is a value like any other.
+	if _, err := RowUpsert("t", map[string]any{"a": 1}, map[string]any{"x": nil}, 1); err != nil {
+		t.Errorf("null row value: %v", err)
+	}
+}

@@ -309,3 +309,83 @@ func TestRowSyncValues(t *testing.T) {
 		t.Errorf("row = note %v, at %v, amount %s, big %s, attrs %s, flag %v", note, gotAt, amount, big, attrs, flag)
 	}
 }
+
+// rowSyncOn is a fixture whose subscriber applies row sync (batch path, Handle fallback) to the
+// tables ddl creates, with the given mappings.
+func rowSyncOn(t *testing.T, ddl []string, tables ...TableMapping) *fixture {
+	t.Helper()
+	f := newFixture(t)
+	for _, q := range ddl {
+		if _, err := f.db.DB.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs, err := NewRowSync(RowSyncConfig{Tables: tables})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(rs.Handle)
+	cfg.BatchHandler = rs.HandleBatch
+	f.start(f.db.DB, cfg)
+	return f
+}
+
+// rawRow publishes a row-sync payload as written, with its partition key.
+func (f *fixture) rawRow(eventType, table, payload string) string {
+	f.t.Helper()
+	id := outbox.NewID()
+	f.publishRaw(amqp.Publishing{MessageId: id, Type: eventType, ContentType: outbox.DefaultContentType,
+		DeliveryMode: amqp.Persistent, Headers: amqp.Table{outbox.HeaderPartitionKey: table}, Body: []byte(payload)})
+	return id
+}
+
+// expectParked waits for the events of want (message id -> part of the reason) to be parked
+// at their first attempt with that reason.
+func (f *fixture) expectParked(want map[string]string) {
+	f.t.Helper()
+	parked := f.waitParked(len(want), 20*time.Second)
+	for id, reason := range want {
+		d, ok := parked[id]
+		if !ok {
+			f.t.Errorf("event expecting %q was not parked", reason)
+			continue
+		}
+		if got, _ := d.Headers[HeaderError].(string); !strings.Contains(got, reason) {
+			f.t.Errorf("parked with reason %q, want it to mention %q", got, reason)
+		}
+		if d.Headers[HeaderAttempts] != int64(1) {
+			f.t.Errorf("reason %q: parked after %v attempts, want 1 (no retries for bad events)", reason, d.Headers[HeaderAttempts])
+		}
+	}
+}
+
+func (f *fixture) count(query string) int {
+	f.t.Helper()
+	var n int
+	if err := f.db.DB.QueryRow(query).Scan(&n); err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// A key with a NULL value names no row (NULLs never conflict in a unique key): upserts would
+// each insert a row and the delete match none. Such events are parked, nothing is written.
+func TestRowSyncParksNullKeyValues(t *testing.T) {
+	t.Parallel()
+	f := rowSyncOn(t, []string{`CREATE TABLE pairs (a INT NOT NULL, b INT NULL, note VARCHAR(20), UNIQUE KEY ab (a, b))`},
+		TableMapping{Source: "pairs", KeyColumns: []string{"a", "b"}})
+	want := map[string]string{}
+	for v := 1; v <= 3; v++ {
+		want[f.rawRow(outbox.EventTypeRowUpsert, "pairs", fmt.Sprintf(
+			`{"format":1,"op":"upsert","table":"pairs","key":{"a":1,"b":null},"row":{"note":"n%d"},"version":%d}`, v, v))] = `key column "b" is null`
+	}
+	want[f.rawRow(outbox.EventTypeRowDelete, "pairs",
+		`{"format":1,"op":"delete","table":"pairs","key":{"a":1,"b":null},"version":4}`)] = `key column "b" is null`
+	f.expectParked(want)
+	if n := f.count("SELECT COUNT(*) FROM pairs"); n != 0 {
+		t.Errorf("pairs holds %d rows, want 0", n)
+	}
+	if n := f.count("SELECT COUNT(*) FROM syncworker_row_versions"); n != 0 {
+		t.Errorf("%d version records written for null keys, want 0", n)
+	}
+}
