@@ -27,6 +27,7 @@ import (
 // format is RowSyncFormat; op is "upsert" or "delete" (a delete has no row); table and the
 // column names are identifiers (ValidateIdentifier); key names the row (one or more columns,
 // none null); row holds the new column values (key columns may repeat, with the same values);
+// key and row each name a column once, however spelled (column names are case-insensitive);
 // version increases with every change of the row (for example an updated_at in microseconds
 // or a version column) and must be positive.
 const (
@@ -181,26 +182,41 @@ func (c RowChange) validate() error {
 	if len(c.Key) == 0 {
 		bad("key must name at least one column")
 	}
+	// Column names are case-insensitive in MySQL: one column in two spellings would be
+	// written with either value, whichever came last.
+	keyNames := make(map[string]string, len(c.Key)) // lower-case name -> spelling
 	for name, v := range c.Key {
 		if err := ValidateIdentifier(name); err != nil {
 			bad("key column: %v", err)
-		} else if v == nil {
+			continue
+		}
+		if v == nil {
 			// NULLs never conflict in a unique key: every upsert would add a row, and a
 			// delete (key = NULL) would match none.
 			bad("key column %q is null (a key value must name one row)", name)
 		}
+		if other, dup := keyNames[strings.ToLower(name)]; dup {
+			bad("key %s", spelledTwice(name, other))
+		}
+		keyNames[strings.ToLower(name)] = name
 	}
 	switch c.Op {
 	case RowOpUpsert:
 		if len(c.Row) == 0 {
 			bad("an upsert needs a row")
 		}
+		rowNames := make(map[string]string, len(c.Row))
 		for name, v := range c.Row {
 			if err := ValidateIdentifier(name); err != nil {
 				bad("row column: %v", err)
 				continue
 			}
-			if kv, isKey := c.Key[name]; isKey && !sameJSON(kv, v) {
+			lower := strings.ToLower(name)
+			if other, dup := rowNames[lower]; dup {
+				bad("row %s", spelledTwice(name, other))
+			}
+			rowNames[lower] = name
+			if keyName, isKey := keyNames[lower]; isKey && !sameJSON(c.Key[keyName], v) {
 				bad("row column %q contradicts the key", name)
 			}
 		}
@@ -265,6 +281,14 @@ func wholeNumber(n string) (string, bool) {
 		return "", false
 	}
 	return r.Num().String(), true
+}
+
+// spelledTwice says that two names are one column, in a stable order.
+func spelledTwice(a, b string) string {
+	if a > b {
+		a, b = b, a
+	}
+	return fmt.Sprintf("names column %q twice (as %q and %q; column names are case-insensitive)", strings.ToLower(a), a, b)
 }
 
 func sameJSON(a, b any) bool {

@@ -118,3 +118,26 @@ func TestRowChangeRejectsNullKeyValues(t *testing.T) {
 		t.Errorf("null row value: %v", err)
 	}
 }
+
+// MySQL column names are case-insensitive: a row or key naming one column in two spellings
+// would write one of the two values at random, and a row column spelled unlike the key's must
+// agree with the key.
+func TestRowChangeRejectsColumnSpelledTwice(t *testing.T) {
+	for name, tc := range map[string]struct{ payload, reason string }{
+		"row":         {`{"format":1,"op":"upsert","table":"t","key":{"id":1},"row":{"status":"lower","Status":"upper"},"version":1}`, `names column "status" twice`},
+		"key":         {`{"format":1,"op":"delete","table":"t","key":{"id":1,"ID":2},"version":1}`, `names column "id" twice`},
+		"key and row": {`{"format":1,"op":"upsert","table":"t","key":{"id":1},"row":{"ID":2},"version":1}`, `row column "ID" contradicts the key`},
+	} {
+		_, err := DecodeRowChange([]byte(tc.payload))
+		if !errors.Is(err, ErrInvalidRowChange) || !strings.Contains(err.Error(), tc.reason) {
+			t.Errorf("%s: err = %v, want ErrInvalidRowChange mentioning %q", name, err, tc.reason)
+		}
+	}
+	if _, err := RowUpsert("t", map[string]any{"id": 1}, map[string]any{"status": "a", "STATUS": "b"}, 1); !errors.Is(err, ErrInvalidRowChange) {
+		t.Errorf("RowUpsert with a column in two spellings: err = %v", err)
+	}
+	// The key's column repeated in the row with the same value, in another spelling, is fine.
+	if _, err := RowUpsert("t", map[string]any{"id": 1}, map[string]any{"ID": 1, "x": 2}, 1); err != nil {
+		t.Errorf("key column repeated in the row as ID: %v", err)
+	}
+}

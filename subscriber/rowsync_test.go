@@ -389,3 +389,21 @@ func TestRowSyncParksNullKeyValues(t *testing.T) {
 		t.Errorf("%d version records written for null keys, want 0", n)
 	}
 }
+
+// A row naming one column in two spellings ({"status":"lower","Status":"upper"}) would write
+// whichever value came last in a map's random order: it is parked, nothing is written.
+func TestRowSyncParksColumnSpelledTwice(t *testing.T) {
+	t.Parallel()
+	f, _ := rowSyncFixture(t, 1)
+	want := map[string]string{}
+	for v := 1; v <= 3; v++ {
+		want[f.rawRow(outbox.EventTypeRowUpsert, "orders_all", fmt.Sprintf(
+			`{"format":1,"op":"upsert","table":"orders_all","key":{"id":1},"row":{"status":"lower","Status":"upper","v":%d},"version":%d}`, v, v))] = `row names column "status" twice`
+	}
+	want[f.rawRow(outbox.EventTypeRowUpsert, "orders_all",
+		`{"format":1,"op":"upsert","table":"orders_all","key":{"id":2},"row":{"ID":3,"status":"x","v":1},"version":1}`)] = `row column "ID" contradicts the key`
+	f.expectParked(want)
+	if n := f.count("SELECT COUNT(*) FROM replica_orders"); n != 0 {
+		t.Errorf("replica_orders holds %d rows, want 0", n)
+	}
+}
