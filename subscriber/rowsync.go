@@ -86,8 +86,8 @@ type RowSync struct {
 	versions string // quoted version table
 
 	mu      sync.Mutex
-	columns map[string]map[string]string // target -> lower-case column name -> schema name
-	upsert  *upsertDialect               // the server's; nil until the first batch asked it
+	schemas map[string]*targetSchema // by target table
+	upsert  *upsertDialect           // the server's; nil until the first batch asked it
 }
 
 type mappedTable struct {
@@ -108,7 +108,7 @@ func NewRowSync(cfg RowSyncConfig) (*RowSync, error) {
 		return nil, fmt.Errorf("subscriber: invalid row-sync config: %w", err)
 	}
 	r := &RowSync{cfg: cfg, bySource: map[string]*mappedTable{}, versions: outbox.QuoteIdentifier(cfg.VersionTable),
-		columns: map[string]map[string]string{}}
+		schemas: map[string]*targetSchema{}}
 	for _, m := range cfg.Tables {
 		if m.Target == "" {
 			m.Target = m.Source
@@ -204,57 +204,88 @@ func (r *RowSync) resolveColumns(ctx context.Context, tx *sql.Tx, m *mappedTable
 		}
 	}
 	for refreshed := false; ; refreshed = true {
-		cols, err := r.schema(ctx, tx, m.Target, refreshed)
+		ts, err := r.schema(ctx, tx, m.Target, refreshed)
 		if err != nil {
 			return nil, err
 		}
-		var missing []string
-		for _, n := range names {
-			if _, ok := cols[strings.ToLower(n)]; !ok {
-				missing = append(missing, n)
-			}
-		}
-		if len(missing) == 0 {
-			return cols, nil
+		problem := ts.check(names, change.Op == outbox.RowOpUpsert)
+		if problem == "" {
+			return ts.cols, nil
 		}
 		if refreshed {
-			return nil, permanent("target table %q has no column(s) %s", m.Target, strings.Join(missing, ", "))
+			return nil, permanent("target table %q: %s", m.Target, problem)
 		}
 	}
 }
 
-// schema returns the target's columns from information_schema, cached unless reload is set.
-func (r *RowSync) schema(ctx context.Context, tx *sql.Tx, table string, reload bool) (map[string]string, error) {
+// targetSchema is what row sync knows of a target table, read from information_schema.
+type targetSchema struct {
+	cols  map[string]string // lower-case column name -> schema name
+	fixed map[string]string // lower-case column name -> why events may not write it
+}
+
+// check returns what keeps an event naming these columns from being applied, or "".
+func (ts *targetSchema) check(names []string, writes bool) string {
+	var missing []string
+	for _, n := range names {
+		if _, ok := ts.cols[strings.ToLower(n)]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return "has no column(s) " + strings.Join(missing, ", ")
+	}
+	if writes { // a delete only reads its key columns
+		for _, n := range names {
+			if why, ok := ts.fixed[strings.ToLower(n)]; ok {
+				return why
+			}
+		}
+	}
+	return ""
+}
+
+// schema returns the target's schema from information_schema, cached unless reload is set.
+// Generated columns cannot be written: an event naming one is parked like one naming an
+// unknown column, instead of failing in SQL (error 1906) through every retry tier.
+func (r *RowSync) schema(ctx context.Context, tx *sql.Tx, table string, reload bool) (*targetSchema, error) {
 	r.mu.Lock()
-	cols, ok := r.columns[table]
+	ts, ok := r.schemas[table]
 	r.mu.Unlock()
 	if ok && !reload {
-		return cols, nil
+		return ts, nil
 	}
-	rows, err := tx.QueryContext(ctx, "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", table)
+	// GENERATION_EXPRESSION is NULL (MariaDB) or '' (MySQL) unless the column is generated;
+	// EXTRA is not used for this: MySQL marks expression defaults DEFAULT_GENERATED.
+	rows, err := tx.QueryContext(ctx, "SELECT COLUMN_NAME, COALESCE(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS"+
+		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", table)
 	if err != nil {
 		return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
 	}
 	defer rows.Close()
-	cols = map[string]string{}
+	ts = &targetSchema{cols: map[string]string{}, fixed: map[string]string{}}
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var name, generation string
+		if err := rows.Scan(&name, &generation); err != nil {
 			return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
 		}
-		cols[strings.ToLower(name)] = name
+		lower := strings.ToLower(name)
+		ts.cols[lower] = name
+		if generation != "" {
+			ts.fixed[lower] = fmt.Sprintf("column %s is generated; events cannot write it", name)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
 	}
-	if len(cols) == 0 {
+	if len(ts.cols) == 0 {
 		// A missing target is a deployment problem, not a bad event: retry, don't park.
 		return nil, fmt.Errorf("row sync: target table %q does not exist", table)
 	}
 	r.mu.Lock()
-	r.columns[table] = cols
+	r.schemas[table] = ts
 	r.mu.Unlock()
-	return cols, nil
+	return ts, nil
 }
 
 // sqlValue turns a decoded JSON value into a query argument: numbers keep their exact text,
