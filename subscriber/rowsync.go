@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 
+	"go.uber.org/zap"
+
 	"github.com/syncworker/syncworker/outbox"
 )
 
@@ -38,6 +40,8 @@ type RowSyncConfig struct {
 	VersionTable string `yaml:"version_table"`
 	// Metrics receives StaleRowEvent. Default NopMetrics.
 	Metrics Metrics `yaml:"-"`
+	// Logger gets a warning when a target table is refused. Default zap.NewNop().
+	Logger *zap.Logger `yaml:"-"`
 }
 
 // Validate returns every problem with the configuration at once.
@@ -86,8 +90,8 @@ type RowSync struct {
 	versions string // quoted version table
 
 	mu      sync.Mutex
-	schemas map[string]*targetSchema // by target table
-	upsert  *upsertDialect           // the server's; nil until the first batch asked it
+	schemas map[*mappedTable]*targetSchema
+	upsert  *upsertDialect // the server's; nil until the first batch asked it
 }
 
 type mappedTable struct {
@@ -104,11 +108,14 @@ func NewRowSync(cfg RowSyncConfig) (*RowSync, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NopMetrics{}
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("subscriber: invalid row-sync config: %w", err)
 	}
 	r := &RowSync{cfg: cfg, bySource: map[string]*mappedTable{}, versions: outbox.QuoteIdentifier(cfg.VersionTable),
-		schemas: map[string]*targetSchema{}}
+		schemas: map[*mappedTable]*targetSchema{}}
 	for _, m := range cfg.Tables {
 		if m.Target == "" {
 			m.Target = m.Source
@@ -204,7 +211,7 @@ func (r *RowSync) resolveColumns(ctx context.Context, tx *sql.Tx, m *mappedTable
 		}
 	}
 	for refreshed := false; ; refreshed = true {
-		ts, err := r.schema(ctx, tx, m.Target, refreshed)
+		ts, err := r.schema(ctx, tx, m, refreshed)
 		if err != nil {
 			return nil, err
 		}
@@ -218,14 +225,20 @@ func (r *RowSync) resolveColumns(ctx context.Context, tx *sql.Tx, m *mappedTable
 	}
 }
 
-// targetSchema is what row sync knows of a target table, read from information_schema.
+// targetSchema is what row sync knows of a mapping's target table, read from
+// information_schema.
 type targetSchema struct {
 	cols  map[string]string // lower-case column name -> schema name
-	fixed map[string]string // lower-case column name -> why events may not write it
+	fixed map[string]string // lower-case column name -> why upserts may not write it
+	// refused says why no event of the mapping may be applied to the table; "" if they may.
+	refused string
 }
 
 // check returns what keeps an event naming these columns from being applied, or "".
 func (ts *targetSchema) check(names []string, writes bool) string {
+	if ts.refused != "" {
+		return ts.refused
+	}
 	var missing []string
 	for _, n := range names {
 		if _, ok := ts.cols[strings.ToLower(n)]; !ok {
@@ -245,47 +258,161 @@ func (ts *targetSchema) check(names []string, writes bool) string {
 	return ""
 }
 
-// schema returns the target's schema from information_schema, cached unless reload is set.
-// Generated columns cannot be written: an event naming one is parked like one naming an
-// unknown column, instead of failing in SQL (error 1906) through every retry tier.
-func (r *RowSync) schema(ctx context.Context, tx *sql.Tx, table string, reload bool) (*targetSchema, error) {
+// uniqueIndex is a unique index of a target table: its columns in lower case ("" for an
+// expression part) and whether each is whole (not a prefix).
+type uniqueIndex struct {
+	name  string
+	cols  []string
+	whole []bool
+}
+
+// schema returns the mapping's target schema from information_schema, cached unless reload is
+// set. Generated columns cannot be written: an upsert naming one is parked like one naming an
+// unknown column, instead of failing in SQL (error 1906) through every retry tier. The table
+// is refused (see refusal) when an upsert could change another row than its key's.
+func (r *RowSync) schema(ctx context.Context, tx *sql.Tx, m *mappedTable, reload bool) (*targetSchema, error) {
 	r.mu.Lock()
-	ts, ok := r.schemas[table]
+	old, ok := r.schemas[m]
 	r.mu.Unlock()
 	if ok && !reload {
-		return ts, nil
+		return old, nil
 	}
+	table := m.Target
+	ts := &targetSchema{cols: map[string]string{}, fixed: map[string]string{}}
+	autoIncrement := ""
 	// GENERATION_EXPRESSION is NULL (MariaDB) or '' (MySQL) unless the column is generated;
 	// EXTRA is not used for this: MySQL marks expression defaults DEFAULT_GENERATED.
-	rows, err := tx.QueryContext(ctx, "SELECT COLUMN_NAME, COALESCE(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS"+
-		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", table)
-	if err != nil {
-		return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
-	}
-	defer rows.Close()
-	ts = &targetSchema{cols: map[string]string{}, fixed: map[string]string{}}
-	for rows.Next() {
-		var name, generation string
-		if err := rows.Scan(&name, &generation); err != nil {
-			return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
+	err := queryRows(ctx, tx, "SELECT COLUMN_NAME, COALESCE(GENERATION_EXPRESSION, ''), EXTRA FROM information_schema.COLUMNS"+
+		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?", []any{table}, func(rows *sql.Rows) error {
+		var name, generation, extra string
+		if err := rows.Scan(&name, &generation, &extra); err != nil {
+			return err
 		}
 		lower := strings.ToLower(name)
 		ts.cols[lower] = name
 		if generation != "" {
 			ts.fixed[lower] = fmt.Sprintf("column %s is generated; events cannot write it", name)
 		}
-	}
-	if err := rows.Err(); err != nil {
+		if strings.Contains(strings.ToLower(extra), "auto_increment") {
+			autoIncrement = lower
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("row sync: read columns of %s: %w", table, err)
 	}
 	if len(ts.cols) == 0 {
 		// A missing target is a deployment problem, not a bad event: retry, don't park.
 		return nil, fmt.Errorf("row sync: target table %q does not exist", table)
 	}
+	var uniques []uniqueIndex
+	err = queryRows(ctx, tx, "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS"+
+		" WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+		[]any{table}, func(rows *sql.Rows) error {
+			var name string
+			var col sql.NullString // NULL for a functional key part (MySQL)
+			var subPart sql.NullInt64
+			if err := rows.Scan(&name, &col, &subPart); err != nil {
+				return err
+			}
+			if len(uniques) == 0 || uniques[len(uniques)-1].name != name {
+				uniques = append(uniques, uniqueIndex{name: name})
+			}
+			u := &uniques[len(uniques)-1]
+			u.cols = append(u.cols, strings.ToLower(col.String))
+			u.whole = append(u.whole, col.Valid && !subPart.Valid)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("row sync: read unique keys of %s: %w", table, err)
+	}
+	ts.refused = refusal(m.KeyColumns, uniques, autoIncrement, ts)
 	r.mu.Lock()
-	r.schemas[table] = ts
+	r.schemas[m] = ts
 	r.mu.Unlock()
+	if ts.refused != "" && (old == nil || old.refused != ts.refused) {
+		r.cfg.Logger.Warn("row sync: target table refused; its events are parked until it is fixed",
+			zap.String("source", m.Source), zap.String("target", table), zap.String("reason", ts.refused))
+	}
 	return ts, nil
+}
+
+// refusal says why upserts of a mapping could change another row than their key's, or "".
+// INSERT ... ON DUPLICATE KEY UPDATE updates the row it conflicts with on any unique key, so
+// the target needs a unique key on exactly the key columns, and no other unique key an event
+// could conflict on. Harmless are an index holding every key column whole (a conflict on it is
+// a conflict on the key, the same row) and one holding an AUTO_INCREMENT column that is not a
+// key column: row sync leaves that column to the server (events may not write it, see fixed),
+// so an insert always gets a new value there.
+func refusal(keyColumns []string, uniques []uniqueIndex, autoIncrement string, ts *targetSchema) string {
+	isKey := map[string]bool{}
+	for _, k := range keyColumns {
+		isKey[strings.ToLower(k)] = true
+	}
+	hasKeyIndex := false
+	var others []string
+	for _, u := range uniques {
+		keyParts, autoInc := 0, false
+		for i, c := range u.cols {
+			switch {
+			case u.whole[i] && isKey[c]:
+				keyParts++
+			case u.whole[i] && c == autoIncrement:
+				autoInc = true
+			}
+		}
+		switch {
+		case keyParts == len(isKey) && len(u.cols) == len(isKey):
+			hasKeyIndex = true
+		case keyParts == len(isKey):
+		case autoInc:
+			ts.fixed[autoIncrement] = fmt.Sprintf("column %s is AUTO_INCREMENT in unique key %s, which is not the key: "+
+				"row sync leaves it to the server, events cannot write it", ts.cols[autoIncrement], u.name)
+		default:
+			others = append(others, fmt.Sprintf("%s (%s)", u.name, indexColumns(u, ts)))
+		}
+	}
+	keys := strings.Join(keyColumns, ", ")
+	if !hasKeyIndex {
+		return fmt.Sprintf("cannot be row-synced: it has no primary or unique key on exactly the key columns (%s)", keys)
+	}
+	if len(others) > 0 {
+		return fmt.Sprintf("cannot be row-synced: unique key %s is not on the key columns (%s), so an upsert "+
+			"conflicting on it would overwrite another row; make it a non-unique index in the replica",
+			strings.Join(others, ", "), keys)
+	}
+	return ""
+}
+
+// indexColumns lists an index's parts as the schema names them.
+func indexColumns(u uniqueIndex, ts *targetSchema) string {
+	parts := make([]string, len(u.cols))
+	for i, c := range u.cols {
+		switch {
+		case c == "":
+			parts[i] = "an expression"
+		case !u.whole[i]:
+			parts[i] = ts.cols[c] + " prefix"
+		default:
+			parts[i] = ts.cols[c]
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// queryRows runs query and calls scan for each row.
+func queryRows(ctx context.Context, tx *sql.Tx, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }
 
 // sqlValue turns a decoded JSON value into a query argument: numbers keep their exact text,
