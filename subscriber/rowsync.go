@@ -100,7 +100,8 @@ type mappedTable struct {
 }
 
 // NewRowSync checks cfg and returns the applier. Target schemas are read on first use and
-// cached; an unknown column makes it read the schema again once before parking the event.
+// cached; an event the cached schema refuses (unknown or generated column, refused table)
+// makes it read the schema again once before parking the event.
 func NewRowSync(cfg RowSyncConfig) (*RowSync, error) {
 	if cfg.VersionTable == "" {
 		cfg.VersionTable = outbox.DefaultRowVersionTable
