@@ -42,7 +42,7 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	metrics := newConsumeMetrics(reg)
 	c := s.Consume
 	rsCfg := c.RowSync
-	rsCfg.Metrics = metrics
+	rsCfg.Metrics, rsCfg.Logger = metrics, log
 	rs, err := subscriber.NewRowSync(rsCfg)
 	if err != nil {
 		return fmt.Errorf("consume.row_sync: %w", err)
