@@ -117,14 +117,16 @@ func (r *Relay) Notify() {
 	}
 }
 
-// Owned returns the partitions this relay currently holds, for status and tests.
+// Owned returns the partitions this relay holds a lease on that it still trusts (renewed in
+// time): the ones it publishes. A partition whose renewals failed drops out before another
+// relay may take it, though its sweeper runs on until a renewal says whether it was lost.
 func (r *Relay) Owned() []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := make([]int, 0, len(r.parts))
-	for p := 0; p < r.cfg.Partitions; p++ {
-		if _, ok := r.parts[p]; ok {
-			out = append(out, p)
+	for no := 0; no < r.cfg.Partitions; no++ {
+		if p, ok := r.parts[no]; ok && p.leaseValid() {
+			out = append(out, no)
 		}
 	}
 	return out
