@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/zap"
 
 	"github.com/syncworker/syncworker/internal/amqpx"
 	"github.com/syncworker/syncworker/internal/redact"
@@ -16,9 +19,11 @@ import (
 )
 
 // openDB opens mysql.dsn with the mysql.tls settings applied and interpolateParams on unless
-// the DSN says otherwise, and the further defaults given (utcSessionByDefault). It does not
-// connect; the first query does, and a TLS failure there is explained by pingDB.
-func openDB(s *settings, defaults ...func(dsn string) (string, error)) (*sql.DB, error) {
+// the DSN says otherwise, and the further defaults given (utcSessionByDefault). The driver's
+// own messages (a bad idle connection closed, an unexpected EOF) go to log when it is not nil,
+// instead of plain lines on stderr among the JSON ones. It does not connect; the first query
+// does, and a TLS failure there is explained by pingDB.
+func openDB(s *settings, log *zap.Logger, defaults ...func(dsn string) (string, error)) (*sql.DB, error) {
 	dsn, err := interpolateByDefault(s.MySQL.DSN)
 	for _, d := range defaults {
 		if err == nil {
@@ -31,11 +36,25 @@ func openDB(s *settings, defaults ...func(dsn string) (string, error)) (*sql.DB,
 	if dsn, err = tlsconfig.ApplyToDSN(dsn, s.MySQL.TLS); err != nil {
 		return nil, fmt.Errorf("mysql.tls: %w", err)
 	}
-	db, err := sql.Open("mysql", dsn)
+	cfg, err := mysql.ParseDSN(dsn)
+	if err == nil && log != nil {
+		cfg.Logger = driverLog{log}
+	}
+	var connector driver.Connector
+	if err == nil {
+		connector, err = mysql.NewConnector(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", redact.DSN(s.MySQL.DSN), err)
 	}
-	return db, nil
+	return sql.OpenDB(connector), nil
+}
+
+// driverLog is a mysql.Logger writing the driver's messages as warnings.
+type driverLog struct{ log *zap.Logger }
+
+func (d driverLog) Print(v ...any) {
+	d.log.Warn("mysql driver: " + strings.TrimSpace(fmt.Sprint(v...)))
 }
 
 // keepPool lets db hold up to n connections and keeps them all between uses. A long-running

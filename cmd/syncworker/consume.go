@@ -47,7 +47,7 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	if err != nil {
 		return fmt.Errorf("consume.row_sync: %w", err)
 	}
-	db, err := openDB(s, utcSessionByDefault)
+	db, err := openDB(s, log, utcSessionByDefault)
 	if err != nil {
 		return err
 	}

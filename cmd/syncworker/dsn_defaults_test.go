@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/syncworker/syncworker/internal/testenv"
 )
@@ -67,7 +71,7 @@ func TestConsumeSessionsAreInUTCUnlessTheDSNSaysOtherwise(t *testing.T) {
 		}
 		s := &settings{}
 		s.MySQL.DSN = dsn
-		db, err := openDB(s, utcSessionByDefault)
+		db, err := openDB(s, nil, utcSessionByDefault)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,4 +82,36 @@ func TestConsumeSessionsAreInUTCUnlessTheDSNSaysOtherwise(t *testing.T) {
 			t.Errorf("DSN parameters %q: session time zone %q (%v), want %q", tc.params, zone, err, tc.want)
 		}
 	}
+}
+
+// The MySQL driver's own messages go to the command's logger (JSON lines), not to stderr as
+// plain text: here the one about a pooled connection the server killed.
+func TestDriverMessagesGoToTheLogger(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	core, logs := observer.New(zap.WarnLevel)
+	s := &settings{}
+	s.MySQL.DSN = d.DSN
+	db, err := openDB(s, zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	var id int64
+	if err := db.QueryRow("SELECT CONNECTION_ID()").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.DB.Exec(fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		db.Exec("SELECT 1") //nolint:errcheck // the first use finds the killed connection
+		for _, e := range logs.All() {
+			if strings.HasPrefix(e.Message, "mysql driver: ") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("no driver message logged; logged %d entries", logs.Len())
+	})
 }

@@ -24,7 +24,7 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func migrateWith(ctx context.Context, env *cliEnv, s *settings) error {
-	db, err := openDB(s)
+	db, err := openDB(s, nil)
 	if err != nil {
 		return err
 	}

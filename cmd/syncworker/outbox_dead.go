@@ -49,7 +49,7 @@ func (c *deadCommand) parse(ctx context.Context, env *cliEnv, args []string, che
 			return nil, nil, nil, err
 		}
 	}
-	db, err := openDB(s)
+	db, err := openDB(s, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}

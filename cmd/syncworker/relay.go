@@ -75,14 +75,14 @@ func relayConfig(s *settings, db *sql.DB) (publisher.Config, error) {
 }
 
 func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
-	db, err := openDB(s)
+	log := newLogger(env, s, "relay")
+	defer log.Sync() //nolint:errcheck // best effort on exit
+	db, err := openDB(s, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	keepPool(db, 64)
-	log := newLogger(env, s, "relay")
-	defer log.Sync() //nolint:errcheck // best effort on exit
 	if err := checkSchema(ctx, db, s); errors.As(err, &dbUnavailableError{}) {
 		// A relay may start before its database (or its grants); it keeps trying.
 		log.Warn("the database is not available; the relay keeps trying", zap.Error(redactErr(err, s)))

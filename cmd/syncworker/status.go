@@ -81,7 +81,7 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func collectStatus(ctx context.Context, s *settings) (*statusReport, error) {
-	db, err := openDB(s)
+	db, err := openDB(s, nil)
 	if err != nil {
 		return nil, err
 	}
