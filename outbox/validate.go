@@ -15,7 +15,7 @@ const maxHeaderName = 128
 
 // validate checks one message against the limits of AMQP and of the outbox table and
 // returns every problem it finds.
-func (w *Writer) validate(index int, m *Message) []error {
+func (w *Writer) validate(index int, m *Message, trace *headerTrace) []error {
 	var errs []error
 	fail := func(field string, err error, detail string) {
 		errs = append(errs, &MessageError{Index: index, ID: m.ID, Field: field, Err: err, Detail: detail})
@@ -42,18 +42,14 @@ func (w *Writer) validate(index int, m *Message) []error {
 	if len(m.Payload) > w.cfg.MaxPayloadBytes {
 		fail("Payload", ErrPayloadTooLarge, fmt.Sprintf("%d bytes, maximum %d", len(m.Payload), w.cfg.MaxPayloadBytes))
 	}
-	size := 0
-	for name, value := range m.Headers {
-		size += len(name) + len(value)
-		if reason := headerNameProblem(name); reason != "" {
-			fail(headerField(name), ErrInvalidHeaderName, reason)
+	add := trace.adds(m.Headers)
+	if size := validateHeaders(m.Headers, add, trace, fail); size > w.cfg.MaxHeaderBytes {
+		detail := fmt.Sprintf("%d bytes as stored (JSON), maximum %d", size, w.cfg.MaxHeaderBytes)
+		if add {
+			detail = fmt.Sprintf("%d bytes as stored (JSON, with the trace context's %d), maximum %d",
+				size, trace.size, w.cfg.MaxHeaderBytes)
 		}
-		if !utf8.ValidString(value) {
-			fail(headerField(name), ErrInvalidHeaderValue, "")
-		}
-	}
-	if size > w.cfg.MaxHeaderBytes {
-		fail("Headers", ErrHeadersTooLarge, fmt.Sprintf("%d bytes, maximum %d", size, w.cfg.MaxHeaderBytes))
+		fail("Headers", ErrHeadersTooLarge, detail)
 	}
 	return errs
 }
@@ -100,4 +96,68 @@ func validUTF8Text(s string) bool {
 		}
 	}
 	return true
+}
+
+// entrySize is the size of "name":"value" in JSON; both are valid UTF-8.
+func entrySize(name, value string) int {
+	n, _ := jsonStringLen(name)
+	v, _ := jsonStringLen(value)
+	return n + 1 + v
+}
+
+// validateHeaders checks the headers of one message, calling fail for each problem, and
+// returns the size of the JSON object encodeHeaders stores for them (0 for NULL).
+func validateHeaders(h map[string]string, add bool, t *headerTrace, fail func(field string, err error, detail string)) int {
+	size, entries := 0, 0
+	for name, value := range h {
+		if reason := headerNameProblem(name); reason != "" {
+			fail(headerField(name), ErrInvalidHeaderName, reason)
+		}
+		v, ok := jsonStringLen(value)
+		if !ok {
+			fail(headerField(name), ErrInvalidHeaderValue, "")
+		}
+		if t.replaces(add, name) {
+			continue
+		}
+		n, _ := jsonStringLen(name) // an invalid name was reported above
+		size += n + 1 + v + 1       // "name":"value",
+		entries++
+	}
+	if add {
+		size += t.size
+		entries += t.entries
+	}
+	if entries == 0 {
+		return 0
+	}
+	return size - 1 + 2 // no comma after the last entry; the braces
+}
+
+// jsonStringLen returns the length of s as a JSON string without HTML escaping, quotes
+// included, and whether s is valid UTF-8.
+func jsonStringLen(s string) (int, bool) {
+	n := len(s) + 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
+				n++ // \" \\ \b \f \n \r \t
+			case c < 0x20:
+				n += 5 // \u00XX
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return 0, false
+		}
+		if r == '\u2028' || r == '\u2029' {
+			n += 3 // \u2028 for 3 bytes
+		}
+		i += size
+	}
+	return n, true
 }

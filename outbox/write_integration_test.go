@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -376,5 +377,69 @@ func TestCustomTableName(t *testing.T) {
 	}
 	if _, err := outbox.New(outbox.Config{Table: "events; DROP TABLE x"}); !errors.Is(err, outbox.ErrInvalidIdentifier) {
 		t.Fatalf("injection through the table name was not refused: %v", err)
+	}
+}
+
+// Headers that pass validation fit the headers column and come back unchanged, whether the
+// session is strict (an overlong value is an error) or not (it would be silently truncated).
+func TestHeadersRoundTripAtTheColumnLimitInStrictAndNonStrictSessions(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"STRICT_TRANS_TABLES", ""} {
+		t.Run("sql_mode="+mode, func(t *testing.T) {
+			t.Parallel()
+			db := migrated(t)
+			ctx := t.Context()
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.ExecContext(ctx, "SET SESSION sql_mode = ?", mode); err != nil {
+				t.Fatal(err)
+			}
+			msgs := []outbox.Message{
+				{Exchange: "x", Headers: map[string]string{"a": strings.Repeat("<", 12<<10)}},
+				{Exchange: "x", Headers: map[string]string{"a": strings.Repeat("v", 65535-8)}}, // {"a":"..."} fills the column
+				{Exchange: "x", Headers: map[string]string{"<&>": strings.Repeat("&>", 16000), "q": strings.Repeat(`"`, 16000)}},
+			}
+			tx, err := conn.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if err := outbox.Write(ctx, tx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			many := map[string]string{}
+			for i := 0; i < 6000; i++ {
+				many[fmt.Sprintf("h%05d", i)] = "1234"
+			}
+			err = outbox.Write(ctx, tx, outbox.Message{Exchange: "x"}, outbox.Message{Exchange: "x", Headers: many})
+			var me *outbox.MessageError
+			if !errors.Is(err, outbox.ErrHeadersTooLarge) || !errors.As(err, &me) || me.Index != 1 {
+				t.Fatalf("6000 headers: got %v, want ErrHeadersTooLarge for message 1", err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			got := readOutbox(t, db)
+			if len(got) != len(msgs) {
+				t.Fatalf("%d rows, want %d", len(got), len(msgs))
+			}
+			for i, r := range got {
+				h, err := outbox.DecodeHeaders(r.headers)
+				if err != nil {
+					t.Fatalf("row %d (%d bytes): %v", i, len(r.headers), err)
+				}
+				if len(h) != len(msgs[i].Headers) {
+					t.Fatalf("row %d: %d headers, want %d", i, len(h), len(msgs[i].Headers))
+				}
+				for k, v := range msgs[i].Headers {
+					if h[k] != v {
+						t.Fatalf("row %d: header %q changed", i, k)
+					}
+				}
+			}
+		})
 	}
 }

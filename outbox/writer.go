@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Execer is what Write needs from the caller: a *sql.Tx, or a *sql.Conn or *sql.DB for
@@ -21,8 +23,10 @@ type Config struct {
 	Table string
 	// MaxPayloadBytes bounds one payload. Default 1 MiB; at most 16 MiB - 1 (MEDIUMBLOB).
 	MaxPayloadBytes int
-	// MaxHeaderBytes bounds the names and values of one message's headers together, so the
-	// AMQP content header fits a frame. Default 64 KiB.
+	// MaxHeaderBytes bounds one message's headers as stored: the JSON object of their names
+	// and values, escapes included, with the trace context Write adds. Default and maximum
+	// 65535, what the headers column (BLOB) holds; an AMQP header table that size fits
+	// RabbitMQ's default frame (128 KiB) with room for the message's properties.
 	MaxHeaderBytes int
 	// MaxRowsPerStatement splits larger Write calls into several INSERTs. Default 500.
 	MaxRowsPerStatement int
@@ -37,7 +41,7 @@ type Config struct {
 const (
 	defaultMaxPayloadBytes     = 1 << 20
 	maxMediumBlob              = 1<<24 - 1
-	defaultMaxHeaderBytes      = 64 << 10
+	defaultMaxHeaderBytes      = maxHeadersColumn
 	defaultMaxRowsPerStatement = 500
 	defaultMaxStatementBytes   = 4 << 20
 	// maxPlaceholders is the MySQL limit on placeholders in one prepared statement.
@@ -74,8 +78,8 @@ func (c Config) Validate() error {
 	if c.MaxPayloadBytes < 0 || c.MaxPayloadBytes > maxMediumBlob {
 		errs = append(errs, fmt.Errorf("MaxPayloadBytes: %d is outside 1..%d", c.MaxPayloadBytes, maxMediumBlob))
 	}
-	if c.MaxHeaderBytes < 0 {
-		errs = append(errs, fmt.Errorf("MaxHeaderBytes: %d is negative", c.MaxHeaderBytes))
+	if c.MaxHeaderBytes < 0 || c.MaxHeaderBytes > maxHeadersColumn {
+		errs = append(errs, fmt.Errorf("MaxHeaderBytes: %d is outside 1..%d (the headers column)", c.MaxHeaderBytes, maxHeadersColumn))
 	}
 	if c.MaxRowsPerStatement < 0 || c.MaxRowsPerStatement*len(insertColumns) > maxPlaceholders {
 		errs = append(errs, fmt.Errorf("MaxRowsPerStatement: %d is outside 1..%d", c.MaxRowsPerStatement,
@@ -144,14 +148,14 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
+	trace := newHeaderTrace(w.cfg.TraceContext(ctx))
 	var problems []error
 	for i := range msgs {
-		problems = append(problems, w.validate(i, &msgs[i])...)
+		problems = append(problems, w.validate(i, &msgs[i], &trace)...)
 	}
 	if len(problems) > 0 {
 		return errors.Join(problems...)
 	}
-	trace := w.cfg.TraceContext(ctx)
 	args := make([]any, 0, min(len(msgs), w.cfg.MaxRowsPerStatement)*len(insertColumns))
 	rows, bytes := 0, 0
 	for i := range msgs {
@@ -162,10 +166,7 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 			}
 			args, rows, bytes = args[:0], 0, 0
 		}
-		var err error
-		if args, err = w.appendRowArgs(args, &msgs[i], trace); err != nil {
-			return fmt.Errorf("outbox: message %d: %w", i, err)
-		}
+		args = w.appendRowArgs(args, &msgs[i], &trace)
 		rows++
 		bytes += size
 	}
@@ -210,7 +211,7 @@ func (w *Writer) buildInsert(rows int) string {
 
 // appendRowArgs appends the INSERT arguments of one validated message to args, in
 // insertColumns order, applying the defaults the Message fields document.
-func (w *Writer) appendRowArgs(args []any, m *Message, trace TraceContext) ([]any, error) {
+func (w *Writer) appendRowArgs(args []any, m *Message, trace *headerTrace) []any {
 	id := m.ID
 	if id == "" {
 		id = NewID()
@@ -227,9 +228,9 @@ func (w *Writer) appendRowArgs(args []any, m *Message, trace TraceContext) ([]an
 	if contentType == "" {
 		contentType = DefaultContentType
 	}
-	headers, err := encodeHeaders(m.Headers, trace)
-	if err != nil {
-		return nil, err
+	var headers any // NULL unless there are headers; a nil []byte would be an empty BLOB
+	if h := encodeHeaders(m.Headers, trace.adds(m.Headers), trace); h != nil {
+		headers = h
 	}
 	payload := m.Payload
 	if payload == nil {
@@ -238,34 +239,142 @@ func (w *Writer) appendRowArgs(args []any, m *Message, trace TraceContext) ([]an
 	return append(args,
 		id, PartitionHash(partitionKey), exchange, m.RoutingKey, partitionKey, m.Type,
 		m.AggregateType, contentType, m.CorrelationID, headers, payload,
-	), nil
+	)
 }
 
-// encodeHeaders stores the user's headers and the trace context as a JSON object, or NULL
-// when there are none. Validation guaranteed UTF-8, so JSON round-trips them exactly.
-func encodeHeaders(h map[string]string, trace TraceContext) (any, error) {
-	_, hasParent := h[HeaderTraceParent]
-	// A malformed trace context is dropped rather than failing the business transaction.
-	addTrace := trace.TraceParent != "" && !hasParent && isPlainText(trace.TraceParent) && isPlainText(trace.TraceState)
-	if len(h) == 0 && !addTrace {
-		return nil, nil
+// maxHeadersColumn is the size of the headers column (BLOB): the largest headers object a
+// row can hold.
+const maxHeadersColumn = 1<<16 - 1
+
+// The headers column holds a JSON object of the message's headers, written by encodeHeaders
+// exactly as encoding/json writes a map[string]string without HTML escaping (keys sorted,
+// <, > and & unescaped), so validation can predict its size from the strings alone, before
+// any SQL. Rows written by earlier versions (with \u003c forms) decode the same.
+
+// headerTrace is the trace context Write adds to the headers of one call's messages.
+type headerTrace struct {
+	ok            bool   // a well-formed trace context is present
+	parent, state string // the traceparent and tracestate values
+	size          int    // the bytes its entries add to a headers object, commas included
+	entries       int
+}
+
+// newHeaderTrace checks tc once per Write. A malformed trace context is dropped rather than
+// failing the business transaction.
+func newHeaderTrace(tc TraceContext) headerTrace {
+	if tc.TraceParent == "" || !isPlainText(tc.TraceParent) || !isPlainText(tc.TraceState) {
+		return headerTrace{}
 	}
-	all := h
-	if addTrace {
-		all = make(map[string]string, len(h)+2)
-		for k, v := range h {
-			all[k] = v
+	t := headerTrace{ok: true, parent: tc.TraceParent, state: tc.TraceState, entries: 1}
+	t.size = entrySize(HeaderTraceParent, tc.TraceParent) + 1
+	if tc.TraceState != "" {
+		t.entries++
+		t.size += entrySize(HeaderTraceState, tc.TraceState) + 1
+	}
+	return t
+}
+
+// adds reports whether the trace context goes into headers h: a caller's own traceparent
+// wins. When it is added with a tracestate, that replaces the caller's tracestate.
+func (t *headerTrace) adds(h map[string]string) bool {
+	if !t.ok {
+		return false
+	}
+	_, has := h[HeaderTraceParent]
+	return !has
+}
+
+// replaces reports whether the caller's header name is replaced by the added trace context.
+func (t *headerTrace) replaces(add bool, name string) bool {
+	return add && t.state != "" && name == HeaderTraceState
+}
+
+// appendJSONString appends s (valid UTF-8) as a JSON string without HTML escaping, as
+// encoding/json does with SetEscapeHTML(false).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
 		}
-		all[HeaderTraceParent] = trace.TraceParent
-		if trace.TraceState != "" {
-			all[HeaderTraceState] = trace.TraceState
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+			start = i + size
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// encodeHeaders returns the headers column of one validated message: its headers and, when
+// add, the trace context, as a JSON object with sorted keys; nil (NULL) when there are none.
+func encodeHeaders(h map[string]string, add bool, t *headerTrace) []byte {
+	if len(h) == 0 && !add {
+		return nil
+	}
+	var keyBuf [8]string
+	keys := keyBuf[:0]
+	size := 2 // the braces; escapes may add to it, then append grows the buffer once
+	for k, v := range h {
+		if !t.replaces(add, k) {
+			keys = append(keys, k)
+			size += len(k) + len(v) + 6
 		}
 	}
-	b, err := json.Marshal(all)
-	if err != nil {
-		return nil, fmt.Errorf("encode headers: %w", err)
+	if add {
+		keys = append(keys, HeaderTraceParent)
+		if t.state != "" {
+			keys = append(keys, HeaderTraceState)
+		}
+		size += t.size
 	}
-	return b, nil
+	slices.Sort(keys)
+	b := make([]byte, 0, size)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		v := h[k]
+		if add && k == HeaderTraceParent {
+			v = t.parent
+		} else if t.replaces(add, k) {
+			v = t.state
+		}
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = appendJSONString(b, v)
+	}
+	return append(b, '}')
 }
 
 // DecodeHeaders reads the headers column written by Write. NULL or empty gives nil.
