@@ -21,3 +21,10 @@ func (r *recordingExecer) ExecContext(_ context.Context, _ string, args ...any) 
 	r.args = append(r.args, append([]any(nil), args...))
 	return nil, nil
 }
+
+// errExecer fails every statement with err.
+type errExecer struct{ err error }
+
+func (e errExecer) ExecContext(context.Context, string, ...any) (sql.Result, error) {
+	return nil, e.err
+}

@@ -3,8 +3,8 @@
 // back, they never existed. The relay (package publisher) moves committed rows to RabbitMQ.
 //
 // The package is what every service links, so it depends on database/sql, a UUID library and
-// the MySQL driver (whose error numbers tell the prepared Writer when to fall back) only,
-// never on AMQP.
+// the MySQL driver (whose errors tell the prepared Writer when to fall back, and Write when a
+// statement exceeded the server's packet limit) only, never on AMQP.
 package outbox
 
 import (

@@ -2,8 +2,12 @@ package outbox
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 func TestValidateReportsEachProblemWithIndexAndField(t *testing.T) {
@@ -186,5 +190,61 @@ func TestValidateIdentifierAcceptsOnlyPlainASCIINames(t *testing.T) {
 		if err := ValidateIdentifier(name); !errors.Is(err, ErrInvalidIdentifier) {
 			t.Errorf("ValidateIdentifier(%q) = %v, want ErrInvalidIdentifier", name, err)
 		}
+	}
+}
+
+// Every value a row carries counts towards MaxStatementBytes, not the payload alone.
+func TestWriteSplitCountsEveryValueOfARow(t *testing.T) {
+	const maxBytes = 200 << 10
+	w, err := New(Config{MaxStatementBytes: maxBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("k", 255)
+	var msgs []Message
+	for i := 0; i < 20; i++ { // headers of 50 KiB, no payload
+		msgs = append(msgs, Message{Exchange: "x", Headers: map[string]string{"h": strings.Repeat("v", 50<<10)}})
+	}
+	for i := 0; i < 200; i++ { // every name at its 255-byte limit, no payload
+		msgs = append(msgs, Message{ID: fmt.Sprintf("%0255d", i), Exchange: long, RoutingKey: long, PartitionKey: long,
+			Type: long, AggregateType: long, ContentType: long, CorrelationID: long})
+	}
+	rec := &recordingExecer{}
+	if err := w.Write(t.Context(), rec, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for s, args := range rec.args {
+		rows, bytes := len(args)/len(insertColumns), 0
+		for _, a := range args {
+			switch v := a.(type) {
+			case string:
+				bytes += len(v)
+			case []byte:
+				bytes += len(v)
+			}
+		}
+		if rows > 1 && bytes > maxBytes {
+			t.Errorf("statement %d: %d rows carry %d bytes, over MaxStatementBytes %d", s, rows, bytes, maxBytes)
+		}
+		total += rows
+	}
+	if total != len(msgs) {
+		t.Fatalf("%d rows written, want %d", total, len(msgs))
+	}
+}
+
+func TestInsertErrorExplainsAPacketTooLarge(t *testing.T) {
+	tooLarge := &mysql.MySQLError{Number: 1153, Message: "Got a packet bigger than 'max_allowed_packet' bytes"}
+	for _, cause := range []error{tooLarge, mysql.ErrInvalidConn, fmt.Errorf("write tcp: %w", syscall.ECONNRESET)} {
+		err := Write(t.Context(), errExecer{cause}, Message{Exchange: "x", Payload: make([]byte, 1000)})
+		if !errors.Is(err, cause) || !strings.Contains(err.Error(), "max_allowed_packet") ||
+			!strings.Contains(err.Error(), "about 1601 bytes") {
+			t.Errorf("cause %v: error %v does not wrap it with a max_allowed_packet hint and the statement's size", cause, err)
+		}
+	}
+	other := &mysql.MySQLError{Number: 1146, Message: "Table 'x' doesn't exist"}
+	if err := Write(t.Context(), errExecer{other}, Message{Exchange: "x"}); strings.Contains(err.Error(), "max_allowed_packet") {
+		t.Errorf("unrelated error got the hint: %v", err)
 	}
 }

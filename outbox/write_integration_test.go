@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/syncworker/syncworker/internal/testenv"
 	"github.com/syncworker/syncworker/outbox"
 )
@@ -441,5 +443,119 @@ func TestHeadersRoundTripAtTheColumnLimitInStrictAndNonStrictSessions(t *testing
 				}
 			}
 		})
+	}
+}
+
+// With the default limits, a large Write through interpolateParams (which the README
+// recommends, and which escapes values up to twice their size into the statement text) never
+// sends a statement over MariaDB's default max_allowed_packet (16 MiB), which would reset
+// the connection and lose the caller's transaction.
+func TestLargeWriteStaysUnderTheDefaultMaxAllowedPacket(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	if err := outbox.Migrate(t.Context(), d.DB); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := mysql.ParseDSN(d.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.InterpolateParams = true
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	var packet int
+	if err := db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
+		t.Fatal(err)
+	}
+	if packet > 16<<20 {
+		t.Skipf("max_allowed_packet is %d, larger than MariaDB's default this test is about", packet)
+	}
+	// 400 messages with 50 KiB of headers each (~20 MB), as quotes the driver escapes, then 16
+	// payloads of 1 MiB of zero bytes, which it escapes to 2 MiB each.
+	var msgs []outbox.Message
+	for i := 0; i < 400; i++ {
+		msgs = append(msgs, outbox.Message{Exchange: "x", Headers: map[string]string{"h": strings.Repeat("'", 50<<10)}})
+	}
+	for i := 0; i < 16; i++ {
+		msgs = append(msgs, outbox.Message{Exchange: "x", Payload: make([]byte, 1<<20)})
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := outbox.Write(ctx, tx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOutbox(t, d.DB); n != len(msgs) {
+		t.Fatalf("%d rows committed, want %d", n, len(msgs))
+	}
+}
+
+// A message bigger than max_allowed_packet resets the connection, with an error that says
+// why; with maxAllowedPacket=0 in the DSN the driver sends it in packets of their own and it
+// is written (what Config.MaxPayloadBytes and the README promise).
+func TestMessageOverMaxAllowedPacketNeedsTheDriversServerLimit(t *testing.T) {
+	t.Parallel()
+	d := testenv.NewDatabase(t)
+	if err := outbox.Migrate(t.Context(), d.DB); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var packet int
+	if err := d.DB.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
+		t.Fatal(err)
+	}
+	if packet > 16<<20 {
+		t.Skipf("max_allowed_packet %d holds the largest payload with interpolateParams", packet)
+	}
+	w, err := outbox.New(outbox.Config{MaxPayloadBytes: 1<<24 - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := outbox.Message{Exchange: "x", Payload: bytes.Repeat([]byte{0, 'a'}, 1<<23-1)}
+	for _, serverLimit := range []bool{false, true} {
+		cfg, err := mysql.ParseDSN(d.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.InterpolateParams = true
+		if serverLimit {
+			cfg.MaxAllowedPacket = 0
+		}
+		db, err := sql.Open("mysql", cfg.FormatDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = w.Write(ctx, tx, msg)
+		if !serverLimit {
+			if err == nil || !strings.Contains(err.Error(), "max_allowed_packet") {
+				t.Fatalf("driver's own limit: got %v, want an error naming max_allowed_packet", err)
+			}
+			tx.Rollback()
+			continue
+		}
+		if err != nil {
+			t.Fatalf("maxAllowedPacket=0: %v", err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := readOutbox(t, d.DB)
+	if len(got) != 1 || !bytes.Equal(got[0].payload, msg.Payload) {
+		t.Fatalf("%d rows, want the one message with its payload unchanged", len(got))
 	}
 }

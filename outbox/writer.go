@@ -3,12 +3,16 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // Execer is what Write needs from the caller: a *sql.Tx, or a *sql.Conn or *sql.DB for
@@ -22,6 +26,16 @@ type Config struct {
 	// Table is the outbox table. Default "syncworker_outbox".
 	Table string
 	// MaxPayloadBytes bounds one payload. Default 1 MiB; at most 16 MiB - 1 (MEDIUMBLOB).
+	//
+	// A message always travels whole in one INSERT, so a message bigger than the server's
+	// max_allowed_packet can never be written: the server closes the connection and the
+	// caller's transaction is lost. With go-sql-driver/mysql and interpolateParams the
+	// driver escapes values into the statement text, up to doubling them, so keep
+	// 2 * (MaxPayloadBytes + MaxHeaderBytes) + 64 KiB under max_allowed_packet (the
+	// defaults need about 2.2 MiB; MariaDB's default is 16 MiB, MySQL 8's 64 MiB), or
+	// add maxAllowedPacket=0 to the DSN: the driver then reads the server's limit once per
+	// connection and sends a statement that would exceed it as a prepared statement, its
+	// large values in packets of their own, so any message up to these limits fits.
 	MaxPayloadBytes int
 	// MaxHeaderBytes bounds one message's headers as stored: the JSON object of their names
 	// and values, escapes included, with the trace context Write adds. Default and maximum
@@ -30,8 +44,13 @@ type Config struct {
 	MaxHeaderBytes int
 	// MaxRowsPerStatement splits larger Write calls into several INSERTs. Default 500.
 	MaxRowsPerStatement int
-	// MaxStatementBytes splits a Write call whose payloads would make an INSERT larger than
-	// this, to stay under the server's max_allowed_packet. Default 4 MiB.
+	// MaxStatementBytes splits a Write call whose rows would make an INSERT larger than this,
+	// to stay under the server's max_allowed_packet. A row counts every value it carries
+	// (id, names, keys, properties, headers as stored, payload) plus 512 bytes; a row larger
+	// than this goes in a statement of its own. With interpolateParams a statement can be
+	// up to twice this on the wire (see MaxPayloadBytes), so keep 2 * MaxStatementBytes +
+	// 64 KiB under max_allowed_packet. Default 4 MiB: at most about 8 MiB sent, under the
+	// default max_allowed_packet of MariaDB (16 MiB) and MySQL 8 (64 MiB).
 	MaxStatementBytes int
 	// TraceContext returns the W3C trace context to attach to messages written with ctx.
 	// Default TraceContextFromContext; an OpenTelemetry user injects the span context here.
@@ -46,6 +65,13 @@ const (
 	defaultMaxStatementBytes   = 4 << 20
 	// maxPlaceholders is the MySQL limit on placeholders in one prepared statement.
 	maxPlaceholders = 65535
+	// rowOverhead is what a row adds to a statement beyond its values: the partition hash
+	// (up to 10 digits) and, with interpolateParams, each value's quotes or _binary''
+	// prefix and the separators (about 80 bytes together), with room to spare.
+	rowOverhead = 512
+	// errPacketTooLarge is the MySQL error of a statement over max_allowed_packet, after
+	// which the server closes the connection.
+	errPacketTooLarge = 1153
 )
 
 func (c *Config) setDefaults() {
@@ -156,24 +182,30 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 	if len(problems) > 0 {
 		return errors.Join(problems...)
 	}
-	args := make([]any, 0, min(len(msgs), w.cfg.MaxRowsPerStatement)*len(insertColumns))
+	// Room for one row more than a statement holds: a row is appended before it is known
+	// whether it starts the next statement.
+	args := make([]any, 0, min(len(msgs), w.cfg.MaxRowsPerStatement+1)*len(insertColumns))
 	rows, bytes := 0, 0
 	for i := range msgs {
-		size := len(msgs[i].Payload) + 512
+		var size int
+		args, size = w.appendRowArgs(args, &msgs[i], &trace)
 		if rows > 0 && (rows == w.cfg.MaxRowsPerStatement || bytes+size > w.cfg.MaxStatementBytes) {
-			if err := w.insert(ctx, tx, rows, args); err != nil {
+			n := rows * len(insertColumns)
+			if err := w.insert(ctx, tx, rows, bytes, args[:n]); err != nil {
 				return err
 			}
-			args, rows, bytes = args[:0], 0, 0
+			args = append(args[:0], args[n:]...) // row i starts the next statement
+			rows, bytes = 0, 0
 		}
-		args = w.appendRowArgs(args, &msgs[i], &trace)
 		rows++
 		bytes += size
 	}
-	return w.insert(ctx, tx, rows, args)
+	return w.insert(ctx, tx, rows, bytes, args)
 }
 
-func (w *Writer) insert(ctx context.Context, tx Execer, rows int, args []any) error {
+// insert executes the INSERT of rows rows whose values (and rowOverhead each) add up to
+// bytes.
+func (w *Writer) insert(ctx context.Context, tx Execer, rows, bytes int, args []any) error {
 	var handled bool
 	var err error
 	if w.prepared != nil {
@@ -183,9 +215,24 @@ func (w *Writer) insert(ctx context.Context, tx Execer, rows int, args []any) er
 		_, err = tx.ExecContext(ctx, w.insertSQL(rows), args...)
 	}
 	if err != nil {
-		return fmt.Errorf("outbox: insert %d messages into %s: %w", rows, w.cfg.Table, err)
+		return fmt.Errorf("outbox: insert %d messages into %s%s: %w", rows, w.cfg.Table, packetHint(err, bytes), err)
 	}
 	return nil
+}
+
+// packetHint explains an error that a statement over the server's max_allowed_packet
+// causes: the server refuses it (1153) and closes the connection, or the driver refuses it,
+// or the connection is simply reset mid-statement.
+func packetHint(err error, bytes int) string {
+	var me *mysql.MySQLError
+	if !(errors.As(err, &me) && me.Number == errPacketTooLarge) && !errors.Is(err, mysql.ErrPktTooLarge) &&
+		!errors.Is(err, mysql.ErrInvalidConn) && !errors.Is(err, driver.ErrBadConn) &&
+		!errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		return ""
+	}
+	return fmt.Sprintf(" (the statement carried about %d bytes, up to twice that with interpolateParams; "+
+		"a statement over the server's max_allowed_packet makes it close the connection: see Config.MaxStatementBytes "+
+		"and MaxPayloadBytes)", bytes)
 }
 
 // insertSQL returns the INSERT statement of rows rows.
@@ -210,8 +257,9 @@ func (w *Writer) buildInsert(rows int) string {
 }
 
 // appendRowArgs appends the INSERT arguments of one validated message to args, in
-// insertColumns order, applying the defaults the Message fields document.
-func (w *Writer) appendRowArgs(args []any, m *Message, trace *headerTrace) []any {
+// insertColumns order, applying the defaults the Message fields document, and returns the
+// size the row adds to a statement: its values plus rowOverhead.
+func (w *Writer) appendRowArgs(args []any, m *Message, trace *headerTrace) ([]any, int) {
 	id := m.ID
 	if id == "" {
 		id = NewID()
@@ -229,7 +277,8 @@ func (w *Writer) appendRowArgs(args []any, m *Message, trace *headerTrace) []any
 		contentType = DefaultContentType
 	}
 	var headers any // NULL unless there are headers; a nil []byte would be an empty BLOB
-	if h := encodeHeaders(m.Headers, trace.adds(m.Headers), trace); h != nil {
+	h := encodeHeaders(m.Headers, trace.adds(m.Headers), trace)
+	if h != nil {
 		headers = h
 	}
 	payload := m.Payload
@@ -237,9 +286,10 @@ func (w *Writer) appendRowArgs(args []any, m *Message, trace *headerTrace) []any
 		payload = []byte{} // the column is NOT NULL; an empty payload is still a payload
 	}
 	return append(args,
-		id, PartitionHash(partitionKey), exchange, m.RoutingKey, partitionKey, m.Type,
-		m.AggregateType, contentType, m.CorrelationID, headers, payload,
-	)
+			id, PartitionHash(partitionKey), exchange, m.RoutingKey, partitionKey, m.Type,
+			m.AggregateType, contentType, m.CorrelationID, headers, payload,
+		), len(id) + len(exchange) + len(m.RoutingKey) + len(partitionKey) + len(m.Type) + len(m.AggregateType) +
+			len(contentType) + len(m.CorrelationID) + len(h) + len(payload) + rowOverhead
 }
 
 // maxHeadersColumn is the size of the headers column (BLOB): the largest headers object a
