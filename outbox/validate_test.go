@@ -1,6 +1,8 @@
 package outbox
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -246,5 +248,36 @@ func TestInsertErrorExplainsAPacketTooLarge(t *testing.T) {
 	other := &mysql.MySQLError{Number: 1146, Message: "Table 'x' doesn't exist"}
 	if err := Write(t.Context(), errExecer{other}, Message{Exchange: "x"}); strings.Contains(err.Error(), "max_allowed_packet") {
 		t.Errorf("unrelated error got the hint: %v", err)
+	}
+}
+
+// nthFailingExecer fails statement n (from 0) with err and accepts the others.
+type nthFailingExecer struct {
+	n, calls int
+	err      error
+}
+
+func (e *nthFailingExecer) ExecContext(context.Context, string, ...any) (sql.Result, error) {
+	e.calls++
+	if e.calls-1 == e.n {
+		return nil, e.err
+	}
+	return nil, nil
+}
+
+func TestInsertErrorNamesTheMessagesOfTheFailedStatement(t *testing.T) {
+	msgs := make([]Message, 600)
+	for i := range msgs {
+		msgs[i] = Message{Exchange: "x"}
+	}
+	cause := &mysql.MySQLError{Number: 1406, Message: "Data too long for column 'routing_key' at row 51"}
+	err := Write(t.Context(), &nthFailingExecer{n: 1, err: cause}, msgs...)
+	if !errors.Is(err, cause) || !strings.Contains(err.Error(), "messages 500 to 599") ||
+		!strings.Contains(err.Error(), "row 51 is message 550") {
+		t.Fatalf("error %v does not name messages 500 to 599 and message 550", err)
+	}
+	err = Write(t.Context(), &nthFailingExecer{n: 0, err: errors.New("boom")}, Message{Exchange: "x"})
+	if err == nil || !strings.Contains(err.Error(), "insert message 0 into") {
+		t.Fatalf("error %v does not name message 0", err)
 	}
 }

@@ -559,3 +559,41 @@ func TestMessageOverMaxAllowedPacketNeedsTheDriversServerLimit(t *testing.T) {
 		t.Fatalf("%d rows, want the one message with its payload unchanged", len(got))
 	}
 }
+
+// Through a *sql.DB each INSERT of a split Write commits on its own (only a *sql.Tx makes
+// the call atomic); the error names the messages of the INSERT that failed, and the one
+// MySQL's "at row N" points at.
+func TestSplitWriteErrorNamesTheFailedMessages(t *testing.T) {
+	t.Parallel()
+	db := migrated(t)
+	ctx := t.Context()
+	if _, err := db.ExecContext(ctx, "ALTER TABLE syncworker_outbox MODIFY routing_key VARBINARY(10) NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := make([]outbox.Message, 600)
+	for i := range msgs {
+		msgs[i] = outbox.Message{Exchange: "x", RoutingKey: "k"}
+	}
+	msgs[550].RoutingKey = "longer than ten bytes" // valid, but not for this narrowed column
+
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = outbox.Write(ctx, tx, msgs...)
+	tx.Rollback()
+	if err == nil || !strings.Contains(err.Error(), "messages 500 to 599") || !strings.Contains(err.Error(), "is message 550") {
+		t.Fatalf("in a transaction: error %v does not name messages 500 to 599 and message 550", err)
+	}
+	if n := countOutbox(t, db); n != 0 {
+		t.Fatalf("after rollback %d rows remain, want 0", n)
+	}
+
+	err = outbox.Write(ctx, db, msgs...)
+	if err == nil || !strings.Contains(err.Error(), "is message 550") {
+		t.Fatalf("through *sql.DB: error %v does not name message 550", err)
+	}
+	if n := countOutbox(t, db); n != 500 {
+		t.Fatalf("through *sql.DB %d rows were committed, want the first statement's 500 (as documented)", n)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"unicode/utf8"
@@ -16,7 +17,8 @@ import (
 )
 
 // Execer is what Write needs from the caller: a *sql.Tx, or a *sql.Conn or *sql.DB for
-// callers who manage their transactions themselves.
+// callers who manage their transactions themselves. Only a transaction makes a Write that
+// is split into several INSERTs atomic; see Writer.Write.
 type Execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
@@ -169,7 +171,12 @@ func Write(ctx context.Context, tx Execer, msgs ...Message) error {
 //
 // If any message is invalid, nothing is written and the error joins one *MessageError per
 // problem; tx stays usable. If the database returns an error, the caller should roll back, as
-// after any failed statement in its transaction.
+// after any failed statement in its transaction. The error names the messages (indexes in
+// msgs) of the failed INSERT and, when MySQL names a row ("at row N"), that row's message.
+//
+// Only a *sql.Tx (or a transaction begun on a *sql.Conn) makes a split call atomic. Through
+// a *sql.DB, or a *sql.Conn in autocommit mode, each INSERT commits on its own: when a
+// later INSERT fails, the messages before the ones its error names stay written.
 func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -185,27 +192,27 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 	// Room for one row more than a statement holds: a row is appended before it is known
 	// whether it starts the next statement.
 	args := make([]any, 0, min(len(msgs), w.cfg.MaxRowsPerStatement+1)*len(insertColumns))
-	rows, bytes := 0, 0
+	first, rows, bytes := 0, 0, 0 // the statement being built: msgs[first:first+rows]
 	for i := range msgs {
 		var size int
 		args, size = w.appendRowArgs(args, &msgs[i], &trace)
 		if rows > 0 && (rows == w.cfg.MaxRowsPerStatement || bytes+size > w.cfg.MaxStatementBytes) {
 			n := rows * len(insertColumns)
-			if err := w.insert(ctx, tx, rows, bytes, args[:n]); err != nil {
+			if err := w.insert(ctx, tx, first, rows, bytes, args[:n]); err != nil {
 				return err
 			}
 			args = append(args[:0], args[n:]...) // row i starts the next statement
-			rows, bytes = 0, 0
+			first, rows, bytes = i, 0, 0
 		}
 		rows++
 		bytes += size
 	}
-	return w.insert(ctx, tx, rows, bytes, args)
+	return w.insert(ctx, tx, first, rows, bytes, args)
 }
 
-// insert executes the INSERT of rows rows whose values (and rowOverhead each) add up to
-// bytes.
-func (w *Writer) insert(ctx context.Context, tx Execer, rows, bytes int, args []any) error {
+// insert executes the INSERT of messages first to first+rows-1, whose values (and
+// rowOverhead each) add up to bytes.
+func (w *Writer) insert(ctx context.Context, tx Execer, first, rows, bytes int, args []any) error {
 	var handled bool
 	var err error
 	if w.prepared != nil {
@@ -215,9 +222,27 @@ func (w *Writer) insert(ctx context.Context, tx Execer, rows, bytes int, args []
 		_, err = tx.ExecContext(ctx, w.insertSQL(rows), args...)
 	}
 	if err != nil {
-		return fmt.Errorf("outbox: insert %d messages into %s%s: %w", rows, w.cfg.Table, packetHint(err, bytes), err)
+		return w.insertError(first, rows, bytes, err)
 	}
 	return nil
+}
+
+// insertError names the messages of a failed INSERT, and the one MySQL names ("at row N",
+// counted from 1 in the statement) when it does.
+func (w *Writer) insertError(first, rows, bytes int, err error) error {
+	which := fmt.Sprintf("message %d", first)
+	if rows > 1 {
+		which = fmt.Sprintf("messages %d to %d", first, first+rows-1)
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		if at := strings.LastIndex(me.Message, " at row "); at >= 0 {
+			if row, convErr := strconv.Atoi(me.Message[at+len(" at row "):]); convErr == nil && row >= 1 && row <= rows {
+				which += fmt.Sprintf(" (MySQL's row %d is message %d)", row, first+row-1)
+			}
+		}
+	}
+	return fmt.Errorf("outbox: insert %s into %s%s: %w", which, w.cfg.Table, packetHint(err, bytes), err)
 }
 
 // packetHint explains an error that a statement over the server's max_allowed_packet
