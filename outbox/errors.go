@@ -15,6 +15,9 @@ var (
 	ErrInvalidHeaderName  = errors.New("header name cannot be carried by AMQP or is reserved")
 	ErrInvalidHeaderValue = errors.New("header value must be valid UTF-8")
 	ErrHeadersTooLarge    = errors.New("headers are larger than the configured maximum")
+	// ErrDuplicateID: two messages of one Write call have the same ID, so subscribers would
+	// drop the second as a redelivery of the first.
+	ErrDuplicateID = errors.New("another message of the same Write call has this ID")
 )
 
 // MessageError says which message (its index in the Write call) and which field was invalid.

@@ -161,3 +161,37 @@ func jsonStringLen(s string) (int, bool) {
 	}
 	return n, true
 }
+
+// idSet finds repeated IDs among the messages of one call. Generated IDs are unique, so
+// only IDs the caller set are compared: a few by scanning, more through a map.
+type idSet struct {
+	seen map[string]int // ID -> index of its first message; made when the call is large
+}
+
+// idScanLimit is the call size up to which comparing with the earlier messages is cheaper
+// than building a map.
+const idScanLimit = 16
+
+// add reports whether msgs[i] repeats the ID of an earlier message, and that message's index.
+func (s *idSet) add(msgs []Message, i int) (int, bool) {
+	id := msgs[i].ID
+	if id == "" {
+		return 0, false
+	}
+	if len(msgs) <= idScanLimit {
+		for j := range i {
+			if msgs[j].ID == id {
+				return j, true
+			}
+		}
+		return 0, false
+	}
+	if s.seen == nil {
+		s.seen = make(map[string]int, len(msgs)-i)
+	}
+	if j, dup := s.seen[id]; dup {
+		return j, true
+	}
+	s.seen[id] = i
+	return 0, false
+}

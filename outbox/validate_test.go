@@ -281,3 +281,24 @@ func TestInsertErrorNamesTheMessagesOfTheFailedStatement(t *testing.T) {
 		t.Fatalf("error %v does not name message 0", err)
 	}
 }
+
+func TestWriteRefusesARepeatedIDWithinOneCall(t *testing.T) {
+	for _, n := range []int{4, 16, 17, 100} { // scanned, and (past 16) looked up in a map
+		msgs := make([]Message, n)
+		for i := range msgs {
+			msgs[i] = Message{Exchange: "x", ID: fmt.Sprintf("id-%d", i)}
+		}
+		msgs[0].ID, msgs[1].ID = "", "" // generated IDs never collide
+		msgs[n-1].ID = msgs[2].ID
+		err := Write(t.Context(), failingExecer{t}, msgs...)
+		var me *MessageError
+		if !errors.Is(err, ErrDuplicateID) || !errors.As(err, &me) || me.Index != n-1 || me.Field != "ID" ||
+			me.ID != msgs[2].ID || !strings.Contains(err.Error(), "message 2") {
+			t.Fatalf("%d messages: got %v, want ErrDuplicateID for message %d naming message 2", n, err, n-1)
+		}
+		msgs[n-1].ID = "unique"
+		if err := Write(t.Context(), &recordingExecer{}, msgs...); err != nil {
+			t.Fatalf("%d messages with distinct or empty IDs: %v", n, err)
+		}
+	}
+}

@@ -306,8 +306,10 @@ func TestInvalidInputWritesNothingAndTransactionStaysUsable(t *testing.T) {
 		{{Exchange: "x", Payload: make([]byte, 101)}},
 		{{Exchange: "x", Headers: map[string]string{"x-match": "all"}}},
 		{{Exchange: "x", RoutingKey: string(make([]byte, 256))}},
+		{{Exchange: "x", ID: "same"}, {Exchange: "x", ID: "same"}},
 	}
-	wantErr := []error{outbox.ErrMissingExchange, outbox.ErrPayloadTooLarge, outbox.ErrInvalidHeaderName, outbox.ErrFieldTooLong}
+	wantErr := []error{outbox.ErrMissingExchange, outbox.ErrPayloadTooLarge, outbox.ErrInvalidHeaderName, outbox.ErrFieldTooLong,
+		outbox.ErrDuplicateID}
 	for i, msgs := range bad {
 		err := w.Write(ctx, tx, msgs...)
 		if !errors.Is(err, wantErr[i]) {

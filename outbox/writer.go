@@ -183,8 +183,13 @@ func (w *Writer) Write(ctx context.Context, tx Execer, msgs ...Message) error {
 	}
 	trace := newHeaderTrace(w.cfg.TraceContext(ctx))
 	var problems []error
+	var ids idSet
 	for i := range msgs {
 		problems = append(problems, w.validate(i, &msgs[i], &trace)...)
+		if j, dup := ids.add(msgs, i); dup {
+			problems = append(problems, &MessageError{Index: i, ID: msgs[i].ID, Field: "ID", Err: ErrDuplicateID,
+				Detail: fmt.Sprintf("same as message %d", j)})
+		}
 	}
 	if len(problems) > 0 {
 		return errors.Join(problems...)
