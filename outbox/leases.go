@@ -71,7 +71,7 @@ ON DUPLICATE KEY UPDATE
 		joined: tables.expand(`SELECT instance, TIMESTAMPDIFF(MICROSECOND, NOW(6), expires_at) FROM {relay_members}
 WHERE lease_group = ? AND member = ?`),
 		leave:   tables.expand("DELETE FROM {relay_members} WHERE lease_group = ? AND member = ? AND instance = ?"),
-		members: tables.expand("SELECT COUNT(*) FROM {relay_members} WHERE lease_group = ? AND expires_at > NOW(6)"),
+		members: tables.expand("SELECT lease_group, COUNT(*) FROM {relay_members} WHERE expires_at > NOW(6) GROUP BY lease_group"),
 		ensure:  tables.expand(`INSERT IGNORE INTO {relay_leases} (lease_group, partition_no, owner, token, expires_at) VALUES `),
 		renew: tables.expand(`UPDATE {relay_leases} SET expires_at = NOW(6) + INTERVAL ? MICROSECOND
 WHERE lease_group = ? AND owner = ? AND instance = ? AND expires_at > NOW(6)`),
@@ -120,11 +120,32 @@ func (s *LeaseStore) Leave(ctx context.Context, group, member, instance string) 
 
 // LiveMembers counts the members of group whose heartbeat has not expired.
 func (s *LeaseStore) LiveMembers(ctx context.Context, group string) (int, error) {
-	var n int
-	if err := s.db.QueryRowContext(ctx, s.members, group).Scan(&n); err != nil {
-		return 0, fmt.Errorf("outbox: count live relays: %w", err)
+	groups, err := s.LiveGroups(ctx)
+	return groups[group], err
+}
+
+// LiveGroups counts the members whose heartbeat has not expired, by lease group. Relays of two
+// groups on one outbox (another relay.group, or another partition count: the lease group is
+// "group/partitions") each publish every row.
+func (s *LeaseStore) LiveGroups(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, s.members)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: count live relays: %w", err)
 	}
-	return n, nil
+	defer rows.Close()
+	groups := map[string]int{}
+	for rows.Next() {
+		var group string
+		var n int
+		if err := rows.Scan(&group, &n); err != nil {
+			return nil, fmt.Errorf("outbox: count live relays: %w", err)
+		}
+		groups[group] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("outbox: count live relays: %w", err)
+	}
+	return groups, nil
 }
 
 // EnsurePartitions creates the lease rows 0..count-1 of group that do not exist yet, in one

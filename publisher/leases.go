@@ -94,12 +94,13 @@ func (r *Relay) leaseTick(ctx context.Context, group string) {
 	owned := len(r.parts)
 	r.mu.Unlock()
 
-	members, err := r.leases.LiveMembers(ctx, group)
+	groups, err := r.leases.LiveGroups(ctx)
 	if err != nil {
 		r.logTick("counting relays failed", err, ctx)
 		return
 	}
-	members = max(members, 1)
+	r.noteOtherGroups(groups, group)
+	members := max(groups[group], 1)
 	target := (r.cfg.Partitions + members - 1) / members
 	switch {
 	case owned > target:

@@ -34,7 +34,9 @@ type Relay struct {
 	instance string
 	conflict atomic.Pointer[memberConflict] // non-nil while another instance holds MemberID
 	// conflictLogged is when the lease loop last logged a running relay with our member id.
-	conflictLogged time.Time
+	conflictLogged    time.Time
+	otherGroups       atomic.Pointer[map[string]int] // live relays of other lease groups (groups.go)
+	otherGroupsLogged time.Time                      // when the lease loop last said so
 
 	mu    sync.Mutex
 	parts map[int]*partition // partitions this relay holds and sweeps

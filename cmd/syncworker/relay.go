@@ -110,6 +110,15 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 		}
 		return 0
 	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_relay_other_group_members",
+		Help: "Live relays of other lease groups (another relay.group or relay.partitions) on this outbox; each group publishes every row, so it must be 0."},
+		func() float64 {
+			n := 0
+			for _, members := range relay.OtherGroups() {
+				n += members
+			}
+			return float64(n)
+		}))
 	ready := newReadiness()
 	ready.add("database", db.PingContext)
 	probe := newBrokerProbe(s, "syncworker relay readiness")
