@@ -29,6 +29,8 @@ type Subscriber struct {
 	inboxInsert string
 
 	consuming atomic.Bool // a session is consuming the queue, for readiness
+	// notConsuming is why not, while it does not: a failed dial or what ended the last session.
+	notConsuming atomic.Pointer[error]
 
 	costs applyCosts // what the handlers and a transaction take: see lanes
 
@@ -41,6 +43,26 @@ type Subscriber struct {
 // Consuming reports whether the subscriber is connected and consuming its queue now, for
 // readiness checks.
 func (s *Subscriber) Consuming() bool { return s.consuming.Load() }
+
+// Err says why the subscriber is not consuming: the last failed dial (wrong address or
+// credentials) or the error that ended its last session (the queue does not exist, the
+// connection was lost). It is nil while it consumes and before its first attempt. Run keeps
+// retrying whatever it is; Err lets a caller without a logger see it.
+func (s *Subscriber) Err() error {
+	if s.consuming.Load() {
+		return nil
+	}
+	if p := s.notConsuming.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (s *Subscriber) noteNotConsuming(err error) {
+	if err != nil {
+		s.notConsuming.Store(&err)
+	}
+}
 
 // New checks cfg and returns a Subscriber on db, which must hold syncworker's tables
 // (outbox.Migrate) and the handler's tables.
@@ -95,6 +117,7 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		s.noteNotConsuming(err)
 		if time.Since(started) > time.Minute {
 			b.Reset()
 		}
@@ -117,7 +140,7 @@ type session struct {
 
 func (s *Subscriber) session(ctx context.Context) error {
 	conn, cork, err := amqpx.DialRetryCorked(ctx, amqpx.DialConfig{URL: s.cfg.AMQPURL, TLS: s.cfg.AMQPTLS,
-		Name: s.cfg.ConnectionName, WrapConn: s.testWrapConn}, s.log)
+		Name: s.cfg.ConnectionName, WrapConn: s.testWrapConn, OnFailure: s.noteNotConsuming}, s.log)
 	if err != nil {
 		return err
 	}
@@ -143,6 +166,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", s.cfg.Queue, err)
 	}
 	s.consuming.Store(true)
+	s.notConsuming.Store(nil)
 	defer s.consuming.Store(false)
 	connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	s.log.Info("consuming", zap.Int("concurrency", s.cfg.Concurrency), zap.Int("prefetch", s.cfg.Prefetch),

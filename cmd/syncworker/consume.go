@@ -79,7 +79,10 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	ready.add("database", db.PingContext)
 	ready.add("consumer", func(context.Context) error {
 		if !sub.Consuming() {
-			return fmt.Errorf("not consuming %s (broker unreachable or queue missing; see the log)", c.Queue)
+			if err := sub.Err(); err != nil {
+				return fmt.Errorf("not consuming %s: %w", c.Queue, redactErr(err, s))
+			}
+			return fmt.Errorf("not consuming %s yet", c.Queue)
 		}
 		return nil
 	})

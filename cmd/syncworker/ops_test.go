@@ -60,6 +60,10 @@ consume:
 	if code, body := httpGet(t, consumeURL+"/readyz"); code != 503 || !strings.Contains(body, `"consumer":"not consuming`) || !strings.Contains(body, `"database":"ok"`) {
 		t.Fatalf("consume /readyz without its queue = %d %s, want 503 naming the consumer", code, body)
 	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) { // and says why
+		_, body := httpGet(t, consumeURL+"/readyz")
+		return strings.Contains(body, "NOT_FOUND"), "consume /readyz does not give the broker's reason: " + body
+	})
 	if _, err := b.Channel().QueueDeclare(q, true, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}

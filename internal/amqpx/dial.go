@@ -29,6 +29,9 @@ type DialConfig struct {
 	// WrapConn, when set, wraps the connection before the AMQP handshake (after TLS), for
 	// instrumentation; the relay wraps what it returns once more, to batch its writes.
 	WrapConn func(net.Conn) net.Conn
+	// OnFailure, when set, is called with every failed dial of DialRetry before it waits, so
+	// a caller can tell why it is not connected (the error never contains the password).
+	OnFailure func(error)
 }
 
 // TLSConfigKey is the config file section named in TLS handshake errors.
@@ -104,6 +107,9 @@ func DialRetry(ctx context.Context, cfg DialConfig, log *zap.Logger) (*amqp.Conn
 		conn, err := Dial(cfg)
 		if err == nil {
 			return conn, nil
+		}
+		if cfg.OnFailure != nil {
+			cfg.OnFailure(err)
 		}
 		wait := b.NextBackOff()
 		log.Warn("broker connection failed; retrying", zap.Error(err), zap.Duration("retry_in", wait))
