@@ -37,7 +37,8 @@ answers() { in_root rabbitmqctl -q await_startup --timeout 5 >/dev/null 2>&1; }
 if [ "${1:-}" = --stop ]; then
   if [ -x "$root/usr/sbin/rabbitmqctl" ]; then
     say "stopping RabbitMQ ($node)"
-    in_root rabbitmqctl -q stop || true
+    in_root rabbitmqctl -q stop >/dev/null 2>&1 || true # quiet when it was not running
+    in_root epmd -kill >/dev/null 2>&1 || true # its own epmd, on $epmd_port
   fi
   exit 0
 fi
