@@ -458,16 +458,7 @@ func TestLargeWriteStaysUnderTheDefaultMaxAllowedPacket(t *testing.T) {
 	if err := outbox.Migrate(t.Context(), d.DB); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := mysql.ParseDSN(d.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.InterpolateParams = true
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testenv.OpenDSN(t, d.DSN, func(c *mysql.Config) { c.InterpolateParams = true })
 	ctx := t.Context()
 	var packet int
 	if err := db.QueryRowContext(ctx, "SELECT @@max_allowed_packet").Scan(&packet); err != nil {
@@ -524,19 +515,12 @@ func TestMessageOverMaxAllowedPacketNeedsTheDriversServerLimit(t *testing.T) {
 	}
 	msg := outbox.Message{Exchange: "x", Payload: bytes.Repeat([]byte{0, 'a'}, 1<<23-1)}
 	for _, serverLimit := range []bool{false, true} {
-		cfg, err := mysql.ParseDSN(d.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.InterpolateParams = true
-		if serverLimit {
-			cfg.MaxAllowedPacket = 0
-		}
-		db, err := sql.Open("mysql", cfg.FormatDSN())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db := testenv.OpenDSN(t, d.DSN, func(c *mysql.Config) {
+			c.InterpolateParams = true
+			if serverLimit {
+				c.MaxAllowedPacket = 0
+			}
+		})
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package subscriber
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -40,16 +39,7 @@ func TestRowSyncWritesWithoutWarnings(t *testing.T) {
 	d := testenv.NewDatabase(t)
 	// Text-protocol statements: the server reports a deprecated construct when it parses the
 	// statement, which for a prepared one is in the PREPARE's answer, gone by its EXECUTE.
-	cfg, err := mysql.ParseDSN(d.DSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.InterpolateParams = true
-	db, err := sql.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := testenv.OpenDSN(t, d.DSN, func(c *mysql.Config) { c.InterpolateParams = true })
 	if err := outbox.Migrate(ctx, db); err != nil {
 		t.Fatal(err)
 	}

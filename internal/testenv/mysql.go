@@ -113,3 +113,22 @@ func MySQLAddr(t testing.TB) string {
 	}
 	return fmt.Sprint(cfg.Addr)
 }
+
+// OpenDSN opens dsn as change (if not nil) alters it, for example with interpolateParams on,
+// and closes it when the test ends.
+func OpenDSN(t testing.TB, dsn string, change func(*mysql.Config)) *sql.DB {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("parse DSN: %v", err)
+	}
+	if change != nil {
+		change(cfg)
+	}
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatalf("open %s: %v", cfg.DBName, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
