@@ -15,19 +15,26 @@ import (
 // execute and a close: three round trips where one does, for every relay sweep, delete and
 // inbox insert.
 func interpolateByDefault(dsn string) (string, error) {
+	return defaultDSNParam(dsn, "interpolateParams", func(cfg *mysql.Config) { cfg.InterpolateParams = true })
+}
+
+// defaultDSNParam sets a parameter's default with set unless the DSN names the parameter
+// itself. A DSN the driver refuses with the default (interpolateParams with an unsafe
+// character set) stays as it was.
+func defaultDSNParam(dsn, param string, set func(*mysql.Config)) (string, error) {
 	cfg, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return "", fmt.Errorf("parse the MySQL DSN: %w", err) // the driver's parse errors never echo the password
 	}
-	if _, set := dsnParams(dsn)["interpolateParams"]; set {
+	if _, named := dsnParams(dsn)[param]; named {
 		return dsn, nil
 	}
-	cfg.InterpolateParams = true
-	interpolated := cfg.FormatDSN()
-	if _, err := mysql.ParseDSN(interpolated); err != nil {
-		return dsn, nil // the DSN parsed without it: its charset or collation rules it out
+	set(cfg)
+	withDefault := cfg.FormatDSN()
+	if _, err := mysql.ParseDSN(withDefault); err != nil {
+		return dsn, nil
 	}
-	return interpolated, nil
+	return withDefault, nil
 }
 
 // dsnParams returns the parameters a DSN that mysql.ParseDSN accepted sets.
@@ -45,16 +52,10 @@ func dsnParams(dsn string) url.Values {
 // in the session's time zone: on a server whose zone is not UTC every such value would be
 // stored hours off. DATETIME and DATE columns do not depend on it.
 func utcSessionByDefault(dsn string) (string, error) {
-	cfg, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		return "", fmt.Errorf("parse the MySQL DSN: %w", err)
-	}
-	if _, set := dsnParams(dsn)["time_zone"]; set {
-		return dsn, nil
-	}
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	cfg.Params["time_zone"] = "'+00:00'"
-	return cfg.FormatDSN(), nil
+	return defaultDSNParam(dsn, "time_zone", func(cfg *mysql.Config) {
+		if cfg.Params == nil {
+			cfg.Params = map[string]string{}
+		}
+		cfg.Params["time_zone"] = "'+00:00'"
+	})
 }
