@@ -25,7 +25,12 @@ type configProblem struct {
 	Key     string
 	Problem string
 	decode  bool // found decoding the file, before validation
+	byFlag  bool // the value came from a command-line flag: a bad command line
 }
+
+// Is makes a problem with a flag's value a usage error (exit code 2), as a flag the flag
+// package refused would be.
+func (p configProblem) Is(target error) bool { return p.byFlag && target == errUsage }
 
 func (p configProblem) Error() string {
 	loc := p.File
@@ -51,6 +56,9 @@ type configErrors struct {
 	sources map[string]string
 }
 
+// flagSource starts the source of a value set by a flag: "flag --partitions".
+const flagSource = "flag --"
+
 func (c *configErrors) add(key, format string, args ...any) {
 	if c.undecoded(key) {
 		return
@@ -58,6 +66,7 @@ func (c *configErrors) add(key, format string, args ...any) {
 	p := configProblem{File: c.file, Line: c.lines[key], Key: key, Problem: fmt.Sprintf(format, args...)}
 	if src := c.sources[key]; src != "" {
 		p.File, p.Line = src, 0
+		p.byFlag = strings.HasPrefix(src, flagSource)
 	}
 	c.problems = append(c.problems, p)
 }

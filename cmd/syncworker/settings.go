@@ -190,7 +190,7 @@ func (b *settingsFlags) load(env *cliEnv, n needs) (*settings, error) {
 	b.fs.Visit(func(f *flag.Flag) {
 		if set, ok := b.setters[f.Name]; ok {
 			if key := settingKey(reflect.ValueOf(s).Elem(), "", set(s)); key != "" {
-				errs.sources[key] = "flag --" + f.Name
+				errs.sources[key] = flagSource + f.Name
 			}
 		}
 	})

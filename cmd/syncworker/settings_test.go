@@ -241,7 +241,7 @@ consume: {concurrency: "four", retry: {delays: [1s, [2s]]}}
 }
 
 // A bad value from the environment or a flag is blamed on it, not on the file line whose
-// value it replaced.
+// value it replaced; one from a flag exits 2 like any bad command line.
 func TestProblemsNameTheEnvironmentVariableOrFlagThatSetTheValue(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "lv.yaml")
 	os.WriteFile(path, []byte("mysql:\n  dsn: u:p@tcp(h:1)/d\nlog:\n  level: debug\nrelay:\n  partitions: 8\n"), 0o600) //nolint:errcheck
@@ -259,7 +259,9 @@ func TestProblemsNameTheEnvironmentVariableOrFlagThatSetTheValue(t *testing.T) {
 	}
 	code, _, errOut := runCLI(t, map[string]string{"SYNCWORKER_MYSQL_DSN": "root@tcp(127.0.0.1:1)/x", "SYNCWORKER_AMQP_URL": "amqp://127.0.0.1:1/"}, "",
 		"consume", "--queue", "q", "--consumer-name", "c", "--config", rowSyncConfig(t), "--prefetch", "70000")
-	if code != 1 || !strings.Contains(errOut, "flag --prefetch: consume.prefetch: 70000 is outside 1..65535") {
+	// A flag's bad value is a bad command line: exit code 2 and a pointer to the usage.
+	if code != 2 || !strings.Contains(errOut, "flag --prefetch: consume.prefetch: 70000 is outside 1..65535") ||
+		!strings.Contains(errOut, "syncworker consume --help") {
 		t.Errorf("consume --prefetch 70000: code %d, stderr %q", code, errOut)
 	}
 }
