@@ -112,7 +112,10 @@ func TestRestartWithSameMemberIDTakesOverAfterTTL(t *testing.T) {
 	cfg := e.config()
 	cfg.MemberID = "pod-0"
 	cfg.LeaseTTL = 3 * time.Second // long enough that the new run certainly finds the old row live
-	cfg.RenewInterval = 300 * time.Millisecond
+	// The new run tells a crashed holder from a running one by whether the row's expiry moves on
+	// by more than RenewInterval/2 between its heartbeats; its own heartbeat's latency shifts
+	// that reading, so the interval leaves room for a loaded machine's jitter.
+	cfg.RenewInterval = cfg.LeaseTTL / 4
 	first := e.start(cfg)
 	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
 		return len(first.relay.Owned()) == 16, fmt.Sprintf("first run owns %v", first.relay.Owned())
@@ -121,20 +124,24 @@ func TestRestartWithSameMemberIDTakesOverAfterTTL(t *testing.T) {
 	killed := time.Now()
 	cfg2, logs := observed(t, cfg, "restarted")
 	second := e.start(cfg2)
-	want := map[string]bool{}
-	for i := 0; i < 100; i++ {
-		m := e.msg(fmt.Sprint("k", i), i)
-		m.ID = fmt.Sprint("after-restart-", i)
-		want[m.ID] = true
-		e.write(m)
-	}
-	testenv.Eventually(t, 2*time.Second, func() (bool, string) {
+	// Checked at once: the old run's member row lives at most LeaseTTL after its last heartbeat.
+	testenv.Eventually(t, cfg.LeaseTTL, func() (bool, string) {
 		return second.relay.MemberConflict() != nil, "the new run does not report the old run's member row"
 	})
 	if owned := second.relay.Owned(); len(owned) != 0 {
 		t.Errorf("the new run owns %v while the old run's member row is live", owned)
 	}
-	testenv.Eventually(t, cfg.LeaseTTL+2*time.Second, func() (bool, string) {
+	want := map[string]bool{}
+	var msgs []outbox.Message
+	for i := 0; i < 100; i++ {
+		m := e.msg(fmt.Sprint("k", i), i)
+		m.ID = fmt.Sprint("after-restart-", i)
+		want[m.ID] = true
+		msgs = append(msgs, m)
+	}
+	e.write(msgs...)
+	// The old leases outlive the old member row by a moment: the takeover may need a second tick.
+	testenv.Eventually(t, cfg.LeaseTTL+2*cfg.RenewInterval+2*time.Second, func() (bool, string) {
 		return len(second.relay.Owned()) == 16, fmt.Sprintf("%s after the crash the new run owns %v (%v)",
 			time.Since(killed).Round(time.Millisecond), second.relay.Owned(), second.relay.MemberConflict())
 	})
