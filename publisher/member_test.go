@@ -36,6 +36,9 @@ func TestTwoRelaysWithOneMemberID(t *testing.T) {
 	cfg.MemberID = "same"
 	cfg.Partitions = 4
 	cfg.BatchSize = 50
+	// The holder must not miss its heartbeat for as long as this runs: a lapse hands the member
+	// id to the other relay, which the test would take for two relays holding partitions.
+	cfg.LeaseTTL = 5 * time.Second
 	cfgA, logsA := observed(t, cfg, "a")
 	cfgB, logsB := observed(t, cfg, "b")
 	a := e.start(cfgA)
@@ -165,6 +168,9 @@ func TestPausedRelayWhoseMemberIDWasTakenHandsBackItsPartitions(t *testing.T) {
 	cfg := e.config()
 	cfg.MemberID = "same"
 	cfg.Partitions = 4
+	// Once it holds the member id, relay b must not miss its heartbeat while the test runs: a
+	// lapse would hand the id back to relay a.
+	cfg.LeaseTTL = 5 * time.Second
 	cfgA := cfg
 	cfgA.AppID = "relay-a"
 	a := e.start(cfgA)
