@@ -41,13 +41,16 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
-// config returns a relay configuration for tests: short leases and retries.
+// config returns a relay configuration for tests: short retries, and leases long enough that
+// a relay on a loaded machine does not let one lapse while a test counts its reads, sweeps or
+// log lines. Tests of what happens when a lease runs out set a short LeaseTTL themselves, and
+// scale their waits with it.
 func (e *env) config() Config {
 	return Config{
 		DB:            e.db.DB,
 		AMQP:          amqpx.DialConfig{URL: e.broker.URL},
 		Logger:        zaptest.NewLogger(e.t).Named("relay"),
-		LeaseTTL:      time.Second,
+		LeaseTTL:      5 * time.Second,
 		RenewInterval: 200 * time.Millisecond,
 		RetryInitial:  20 * time.Millisecond,
 		RetryMax:      200 * time.Millisecond,

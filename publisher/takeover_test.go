@@ -19,6 +19,7 @@ func TestPausedRelayStopsActing(t *testing.T) {
 	e := newEnv(t)
 	c := e.consume(e.queue)
 	cfgA := e.config()
+	cfgA.LeaseTTL = time.Second // the waits below give relay a's leases a few seconds to run out
 	cfgA.Partitions = 4
 	cfgA.AppID = "relay-a"
 	a := e.start(cfgA)
@@ -73,6 +74,7 @@ func TestDatabaseConnectionCuts(t *testing.T) {
 	t.Cleanup(func() { viaProxy.Close() })
 	c := e.consume(e.queue)
 	cfg := e.config()
+	cfg.LeaseTTL = time.Second // the hang below outlasts the lease
 	cfg.DB = viaProxy
 	cfg.BatchSize = 50
 	run := e.start(cfg)
@@ -127,6 +129,7 @@ func TestRetakenPartitionWaitsForItsPreviousSweeper(t *testing.T) {
 	e := newEnv(t)
 	c := e.consume(e.queue)
 	cfg := e.config()
+	cfg.LeaseTTL = time.Second // the DELETEs below outlast it, and the leases expire within the wait
 	cfg.Partitions = 4
 	a := e.start(cfg, func(r *Relay) {
 		del := r.deleter.del
