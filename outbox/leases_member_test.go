@@ -22,7 +22,8 @@ func TestLeaseStoreOneMemberIDTwoInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const g, ttl = "g/2", time.Second // long enough for a loaded CI machine
+	// The member row and the lease must outlive the dozen round trips below on a loaded machine.
+	const g, ttl = "g/2", 3 * time.Second
 	if err := s.EnsurePartitions(ctx, g, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestLeaseStoreOneMemberIDTwoInstances(t *testing.T) {
 	}
 
 	// a stops heartbeating (a crash): once its row expired, b takes it over, and a is refused.
-	testenv.Eventually(t, 5*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 2*ttl+5*time.Second, func() (bool, string) {
 		err := s.Join(ctx, g, "same", "b", time.Minute)
 		return err == nil, fmt.Sprintf("b could not take the expired member row: %v", err)
 	})
@@ -78,7 +79,7 @@ func TestLeaseStoreOneMemberIDTwoInstances(t *testing.T) {
 	}
 	// b gets the partition only once the lease itself expired, with the next token.
 	var tok2 uint64
-	testenv.Eventually(t, 5*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 2*ttl+5*time.Second, func() (bool, string) {
 		var ok bool
 		var err error
 		tok2, ok, err = s.Acquire(ctx, g, "same", "b", 0, time.Minute)

@@ -185,13 +185,16 @@ func TestLeaseStore(t *testing.T) {
 	if len(free) != 4 {
 		t.Fatalf("claimable = %v, want all 4", free)
 	}
-	tok, ok, err := s.Acquire(ctx, g, "m1", "i-m1", 0, time.Second)
+	// Long enough to be certainly live at the Renew below, a few round trips later.
+	tok, ok, err := s.Acquire(ctx, g, "m1", "i-m1", 0, 5*time.Second)
 	if err != nil || !ok || tok != 1 {
 		t.Fatalf("m1 acquire 0 = %d, %v, %v; want token 1", tok, ok, err)
 	}
 	if _, ok, _ := s.Acquire(ctx, g, "m2", "i-m2", 0, time.Minute); ok {
 		t.Fatalf("m2 took partition 0 while m1 holds it")
 	}
+	// The renewal sets the expiry to 1 s from now, shortening the lease, so the takeover below
+	// comes soon.
 	held, err := s.Renew(ctx, g, "m1", "i-m1", time.Second)
 	if err != nil || len(held) != 1 || held[0] != 1 {
 		t.Fatalf("m1 renew = %v, %v; want {0: 1}", held, err)
