@@ -21,7 +21,10 @@ func TestTwoRelayCommandsWithOneMemberID(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"SYNCWORKER_MYSQL_DSN": d.DSN, "SYNCWORKER_AMQP_URL": b.URL}
-	args := []string{"relay", "--member-id", "same", "--partitions", "2", "--lease-ttl", "2s", "--http-listen", "127.0.0.1:0"}
+	// The checks below each look once: the first relay must not let its member row or a lease
+	// lapse meanwhile, or the second would take the member id (renewed every 1.25 s, a lapse
+	// needs a stall of over 4 s).
+	args := []string{"relay", "--member-id", "same", "--partitions", "2", "--lease-ttl", "5s", "--http-listen", "127.0.0.1:0"}
 	first := startCommand(t, env, args...)
 	firstURL := first.opsAddr(t)
 	testenv.Eventually(t, 15*time.Second, func() (bool, string) {
