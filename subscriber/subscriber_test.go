@@ -165,7 +165,11 @@ func TestParking(t *testing.T) {
 	})
 	cfg.MaxAttempts = 2
 	cfg.BatchSize = 8
-	cfg.FlushInterval = 500 * time.Millisecond // let the lane's batch fill with all of them
+	// Let the lane's batch fill with all of them, however slowly a loaded machine hands them
+	// over. The first batch closes once all 8 deliveries are queued (the one without an id
+	// shares their lane); the retry of the two that fail waits the whole interval, well within
+	// the waits below.
+	cfg.FlushInterval = 3 * time.Second
 	metrics := &countingMetrics{}
 	cfg.Metrics = metrics
 	// All share one key and are queued before the consumer starts, so they share a batch:
