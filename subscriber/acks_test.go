@@ -1,7 +1,10 @@
 package subscriber
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,5 +41,56 @@ func TestBatchAcksLeaveTogether(t *testing.T) {
 	}
 	if q.Messages != 0 {
 		t.Errorf("%d messages back in the queue after the subscriber stopped: their acks never left", q.Messages)
+	}
+}
+
+// A stop that lets a burst of acks go out last: the consumer is cancelled after them, so a
+// quorum queue settles every one before the connection closes (it can drop acks that arrive
+// just before their channel closes, rabbitmq-server#10327). What was applied is gone from the
+// queue and what was not is back in it: none is both.
+func TestStopAfterABurstOfAcksLeavesNoAppliedMessageInTheQueue(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const total = 400
+	for i := range total {
+		f.publish(fmt.Sprintf("m-%d", i), fmt.Sprintf("k-%d", i), "test", []byte("x"))
+	}
+	release := make(chan struct{})
+	var entered atomic.Int32
+	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
+		entered.Add(1)
+		<-release
+		return recordHandler(ctx, tx, msg)
+	})
+	cfg.BatchSize, cfg.Prefetch, cfg.FlushInterval = 100, total, time.Second
+	_, stop := f.start(f.db.DB, cfg)
+	testenv.Eventually(t, 20*time.Second, func() (bool, string) {
+		return entered.Load() > 0, "no batch is being applied"
+	})
+	time.Sleep(time.Second) // the other lanes fill their batches too: more acks in the burst
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	time.Sleep(200 * time.Millisecond) // the stop is under way before the batches commit
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	applied := f.appliedCounts()
+	if len(applied) < cfg.BatchSize {
+		t.Fatalf("%d messages applied, want at least a batch (%d)", len(applied), cfg.BatchSize)
+	}
+	ch := f.broker.Channel()
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		q, err := ch.QueueDeclarePassive(f.queue, true, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("inspect queue: %v", err)
+		}
+		return len(applied)+q.Messages == total, fmt.Sprintf("%d applied + %d in the queue, want %d: applied messages came back",
+			len(applied), q.Messages, total)
+	})
+	for _, d := range f.getAll(f.queue) {
+		if applied[d.MessageId] > 0 {
+			t.Errorf("message %s was applied and is back in the queue", d.MessageId)
+		}
 	}
 }

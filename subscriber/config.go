@@ -85,7 +85,8 @@ type Config struct {
 	// StopTimeout bounds how long a stop waits for in-flight batches to finish; what has not
 	// finished by then is handed back to the broker unacked (their contexts are cancelled and
 	// their transactions rolled back). A handler that ignores its context and keeps running
-	// still holds Run until it returns: Go cannot stop it. Default 30s.
+	// still holds Run until it returns: Go cannot stop it. After the batches, a stop waits up to
+	// 5 s more for the broker to confirm the consumer's cancel (see cancelAfterAcks). Default 30s.
 	StopTimeout time.Duration
 	// ConnectionName is shown by the broker for the connection. Default "syncworker consume <ConsumerName>".
 	ConnectionName string
