@@ -35,6 +35,10 @@ type MemberInUseError struct {
 	Group, Member string
 	Holder        string        // the instance that holds the member id ('' for a relay from before instances)
 	ExpiresIn     time.Duration // until the holder's heartbeat expires unless it is renewed
+	// HeldUntil is the holder's expiry as the database stores it (its clock, in microseconds
+	// since 2000-01-01): it changes only when the holder heartbeats, so two refusals tell a
+	// running holder from a dead one whatever the time the statements took.
+	HeldUntil int64
 }
 
 func (e *MemberInUseError) Error() string {
@@ -68,7 +72,8 @@ ON DUPLICATE KEY UPDATE
   expires_at = IF(instance = ? OR expires_at <= NOW(6), NOW(6) + INTERVAL ? MICROSECOND, expires_at)`),
 		// Which instance holds the row after the heartbeat. The affected-rows count cannot say:
 		// it depends on the client's CLIENT_FOUND_ROWS flag, which is the user's DSN setting.
-		joined: tables.expand(`SELECT instance, TIMESTAMPDIFF(MICROSECOND, NOW(6), expires_at) FROM {relay_members}
+		joined: tables.expand(`SELECT instance, TIMESTAMPDIFF(MICROSECOND, NOW(6), expires_at),
+  TIMESTAMPDIFF(MICROSECOND, '2000-01-01', expires_at) FROM {relay_members}
 WHERE lease_group = ? AND member = ?`),
 		leave:   tables.expand("DELETE FROM {relay_members} WHERE lease_group = ? AND member = ? AND instance = ?"),
 		members: tables.expand("SELECT lease_group, COUNT(*) FROM {relay_members} WHERE expires_at > NOW(6) GROUP BY lease_group"),
@@ -96,15 +101,16 @@ func (s *LeaseStore) Join(ctx context.Context, group, member, instance string, t
 		return fmt.Errorf("outbox: relay %s heartbeat: %w", member, err)
 	}
 	var holder string
-	var left int64
-	switch err := s.db.QueryRowContext(ctx, s.joined, group, member).Scan(&holder, &left); {
+	var left, heldUntil int64
+	switch err := s.db.QueryRowContext(ctx, s.joined, group, member).Scan(&holder, &left, &heldUntil); {
 	case errors.Is(err, sql.ErrNoRows):
 		// The holder left between the two statements; the next heartbeat takes the row.
 		return &MemberInUseError{Group: group, Member: member}
 	case err != nil:
 		return fmt.Errorf("outbox: relay %s heartbeat: read the member row: %w", member, err)
 	case holder != instance:
-		return &MemberInUseError{Group: group, Member: member, Holder: holder, ExpiresIn: time.Duration(max(left, 0)) * time.Microsecond}
+		return &MemberInUseError{Group: group, Member: member, Holder: holder,
+			ExpiresIn: time.Duration(max(left, 0)) * time.Microsecond, HeldUntil: heldUntil}
 	}
 	return nil
 }

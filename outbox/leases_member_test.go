@@ -44,6 +44,18 @@ func TestLeaseStoreOneMemberIDTwoInstances(t *testing.T) {
 	if n, _ := s.LiveMembers(ctx, g); n != 1 {
 		t.Errorf("live members = %d, want 1", n)
 	}
+	// The stored expiry changes only when the holder heartbeats.
+	first := inUse.HeldUntil
+	time.Sleep(10 * time.Millisecond)
+	if err := s.Join(ctx, g, "same", "b", time.Minute); !errors.As(err, &inUse) || inUse.HeldUntil != first {
+		t.Errorf("a second refusal without a heartbeat of a: %v, held until %d; want %d", err, inUse.HeldUntil, first)
+	}
+	if err := s.Join(ctx, g, "same", "a", ttl); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Join(ctx, g, "same", "b", time.Minute); !errors.As(err, &inUse) || inUse.HeldUntil <= first {
+		t.Errorf("a refusal after a heartbeat of a: %v, held until %d; want later than %d", err, inUse.HeldUntil, first)
+	}
 
 	tok, ok, err := s.Acquire(ctx, g, "same", "a", 0, ttl)
 	if err != nil || !ok {

@@ -60,7 +60,7 @@ func (r *Relay) leaseTick(ctx context.Context, group string) {
 	// and each aim at the whole group's share.)
 	err := r.leases.Join(ctx, group, r.cfg.MemberID, r.instance, ttl)
 	if inUse := (*outbox.MemberInUseError)(nil); errors.As(err, &inUse) {
-		r.memberInUse(ctx, group, inUse, started)
+		r.memberInUse(ctx, group, inUse)
 		return
 	}
 	if err != nil {

@@ -17,12 +17,12 @@ const conflictLogEvery = time.Minute
 // memberConflict is what a relay knows while another instance holds its member id.
 type memberConflict struct {
 	holder string
-	// expiry is when the holder's heartbeat, as first seen, runs out (on the relay's monotonic
-	// clock, from r.start). A row that is never renewed is a dead process's: a restart after a
-	// crash waits for it. A row renewed past it belongs to a relay that is running.
-	expiry time.Duration
-	live   bool
-	err    error
+	// heldUntil is the holder's expiry as first seen (outbox.MemberInUseError.HeldUntil). A
+	// row that is never renewed is a dead process's: a restart after a crash waits for it. A
+	// row renewed since belongs to a relay that is running.
+	heldUntil int64
+	live      bool
+	err       error
 }
 
 // ErrMemberIDInUse is what MemberConflict wraps while another relay process holds this relay's
@@ -46,25 +46,24 @@ func (r *Relay) Instance() string { return r.instance }
 
 // memberInUse handles a heartbeat refused because another instance holds the member id: the
 // relay hands back whatever partitions it runs, and says what is wrong, once per change of
-// state and then at most every conflictLogEvery. observed is when the heartbeat started.
-func (r *Relay) memberInUse(ctx context.Context, group string, e *outbox.MemberInUseError, observed time.Duration) {
+// state and then at most every conflictLogEvery.
+func (r *Relay) memberInUse(ctx context.Context, group string, e *outbox.MemberInUseError) {
 	holder := e.Holder
 	if holder == "" {
 		holder = "of a relay from before instance ids"
 	}
-	expiry := observed + e.ExpiresIn
 	prev := r.conflict.Load()
 	switch {
 	case prev == nil || prev.holder != e.Holder:
-		c := &memberConflict{holder: e.Holder, expiry: expiry}
+		c := &memberConflict{holder: e.Holder, heldUntil: e.HeldUntil}
 		c.err = fmt.Errorf("%w: member id %q is held by relay instance %s, whose heartbeat expires in %s "+
 			"unless it is renewed; this relay publishes nothing until then (after a crash that is the previous "+
 			"run of this relay; if another relay with this member id is running, give each relay its own --member-id)",
 			ErrMemberIDInUse, r.cfg.MemberID, holder, e.ExpiresIn.Round(time.Millisecond))
 		r.conflict.Store(c)
 		r.log.Warn("waiting for this relay's member id", zap.Error(c.err))
-	case !prev.live && expiry > prev.expiry+r.cfg.RenewInterval/2:
-		c := &memberConflict{holder: e.Holder, expiry: prev.expiry, live: true}
+	case !prev.live && e.HeldUntil != prev.heldUntil:
+		c := &memberConflict{holder: e.Holder, heldUntil: prev.heldUntil, live: true}
 		c.err = fmt.Errorf("%w: member id %q is in use by another running relay (instance %s); this relay "+
 			"publishes nothing until that one stops; give each relay its own --member-id (relay.member_id), "+
 			"or leave it unset for a unique default", ErrMemberIDInUse, r.cfg.MemberID, holder)

@@ -1,6 +1,7 @@
 package publisher
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -206,5 +207,34 @@ func TestPausedRelayWhoseMemberIDWasTakenHandsBackItsPartitions(t *testing.T) {
 	c.mu.Unlock()
 	if len(b.relay.Owned()) != 4 || b.relay.MemberConflict() != nil {
 		t.Errorf("relay b owns %v (conflict: %v), want all 4", b.relay.Owned(), b.relay.MemberConflict())
+	}
+}
+
+// Whether the holder of the member id is running is told by its stored expiry changing, not
+// by how long the heartbeats took (which used to skew the estimate: a crashed holder seen
+// through slow statements was reported as a running relay). A dead holder's expiry stays put
+// however its time left reads; one that renewed is reported once.
+func TestMemberConflictTellsARunningHolderByItsRenewals(t *testing.T) {
+	core, logs := observer.New(zap.WarnLevel)
+	r := &Relay{log: zap.New(core), cfg: Config{MemberID: "m", RenewInterval: 250 * time.Millisecond}}
+	dead := &outbox.MemberInUseError{Group: "g", Member: "m", Holder: "old", ExpiresIn: 3 * time.Second, HeldUntil: 1_000}
+	r.memberInUse(context.Background(), "g", dead)
+	slowRead := *dead
+	slowRead.ExpiresIn = time.Second
+	r.memberInUse(context.Background(), "g", &slowRead)
+	if n := logs.FilterMessage("two relays run with one member id").Len(); n != 0 {
+		t.Fatalf("a holder that never renewed was reported as running (%d times)", n)
+	}
+	if err := r.MemberConflict(); !errors.Is(err, ErrMemberIDInUse) || strings.Contains(err.Error(), "another running relay") {
+		t.Errorf("conflict while the dead holder's row lives: %v", err)
+	}
+	renewed := *dead
+	renewed.HeldUntil = 2_000
+	r.memberInUse(context.Background(), "g", &renewed)
+	if n := logs.FilterMessage("two relays run with one member id").Len(); n != 1 {
+		t.Errorf("a holder that renewed was reported %d times, want once", n)
+	}
+	if err := r.MemberConflict(); !strings.Contains(fmt.Sprint(err), "another running relay") {
+		t.Errorf("conflict after the holder renewed: %v", err)
 	}
 }
