@@ -3,11 +3,13 @@ package subscriber
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/syncworker/syncworker/internal/naming"
 	"github.com/syncworker/syncworker/internal/testenv"
 )
 
@@ -92,5 +94,41 @@ func TestStopAfterABurstOfAcksLeavesNoAppliedMessageInTheQueue(t *testing.T) {
 		if applied[d.MessageId] > 0 {
 			t.Errorf("message %s was applied and is back in the queue", d.MessageId)
 		}
+	}
+}
+
+// When one move of a batch fails (here: its retry tier is missing) and another succeeds, the
+// one that reached the parking lot is acked: the session restarts to hand the unmoved message
+// back, and the parked one is not parked again on every redelivery.
+func TestAMoveThatSucceededIsAckedWhenAnotherFails(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var retried atomic.Int32
+	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
+		if msg.ID == "permanent" {
+			return fmt.Errorf("bad data: %w", ErrPermanent)
+		}
+		retried.Add(1)
+		return errors.New("fails for now")
+	})
+	cfg.RetryDelays = []time.Duration{7 * time.Second} // no such tier declared
+	cfg.StopTimeout = time.Second
+	f.publish("permanent", "k", "test", []byte("x"))
+	f.publish("transient", "k", "test", []byte("y"))
+	_, stop := f.start(f.db.DB, cfg)
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := retried.Load()
+		return n >= 3, fmt.Sprintf("transient message handled %d times, want 3 (two redeliveries after failed moves)", n)
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	parked := f.getAll(naming.ParkingLot(f.queue))
+	if len(parked) != 1 || parked[0].MessageId != "permanent" {
+		ids := make([]string, len(parked))
+		for i, d := range parked {
+			ids[i] = d.MessageId
+		}
+		t.Errorf("parking lot holds %v, want [permanent] once", ids)
 	}
 }

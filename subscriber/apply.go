@@ -114,11 +114,14 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 	if len(moves) == 0 {
 		return nil
 	}
-	if err := sess.mover.publish(ctx, moves); err != nil {
-		return err
-	}
+	// The moves that arrived are acked even when others failed: the session then ends to hand
+	// the rest back, and an acked one is not moved again on every redelivery.
+	arrived, err := sess.mover.publish(ctx, moves)
 	sess.cork.Batch(func() {
 		for i, it := range moved {
+			if !arrived[i] {
+				continue
+			}
 			ackQuietly(s.log, &it.d)
 			if moves[i].queue == s.parkingLot {
 				s.cfg.Metrics.Parked()
@@ -127,7 +130,7 @@ func (s *Subscriber) applyBatch(ctx context.Context, sess *session, items []*ite
 			}
 		}
 	})
-	return nil
+	return err
 }
 
 // applyOnce commits the batch's effects and sets every item's outcome. It first tries the

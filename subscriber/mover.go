@@ -36,11 +36,13 @@ func newMover(ch *amqp.Channel, maxBatch int) (*mover, error) {
 	return &mover{ch: ch, returns: returns}, nil
 }
 
-// publish sends moves and returns nil only when the broker confirmed every one of them and
-// returned none as unroutable.
-func (m *mover) publish(ctx context.Context, moves []move) error {
+// publish sends moves and reports which of them the broker confirmed and did not return as
+// unroutable (moved[i]); the error says why the others were not moved. A return names its
+// message by queue and message id: every move of that pair counts as returned.
+func (m *mover) publish(ctx context.Context, moves []move) (moved []bool, err error) {
+	moved = make([]bool, len(moves))
 	if len(moves) == 0 {
-		return nil
+		return moved, nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -62,15 +64,22 @@ func (m *mover) publish(ctx context.Context, moves []move) error {
 		}
 		if !ok {
 			errs = append(errs, fmt.Errorf("%w: broker nacked the publish to %s", ErrMoveFailed, moves[i].queue))
+			continue
 		}
+		moved[i] = true
 	}
 	for {
 		select {
 		case r := <-m.returns:
 			errs = append(errs, fmt.Errorf("%w: queue %q returned the message (%d %s): is its topology declared?",
 				ErrMoveFailed, r.RoutingKey, r.ReplyCode, r.ReplyText))
+			for i, mv := range moves {
+				if mv.queue == r.RoutingKey && mv.pub.MessageId == r.MessageId {
+					moved[i] = false
+				}
+			}
 		default:
-			return errors.Join(errs...)
+			return moved, errors.Join(errs...)
 		}
 	}
 }
