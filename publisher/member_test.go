@@ -116,9 +116,6 @@ func TestRestartWithSameMemberIDTakesOverAfterTTL(t *testing.T) {
 	cfg := e.config()
 	cfg.MemberID = "pod-0"
 	cfg.LeaseTTL = 3 * time.Second // long enough that the new run certainly finds the old row live
-	// The new run tells a crashed holder from a running one by whether the row's expiry moves on
-	// by more than RenewInterval/2 between its heartbeats; its own heartbeat's latency shifts
-	// that reading, so the interval leaves room for a loaded machine's jitter.
 	cfg.RenewInterval = cfg.LeaseTTL / 4
 	first := e.start(cfg)
 	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
