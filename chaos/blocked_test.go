@@ -125,6 +125,9 @@ func TestRelayPausesWhileTheBrokerBlocksPublishing(t *testing.T) {
 		return n
 	}
 	testenv.Eventually(t, 10*time.Second, logged("broker blocked publishing"))
+	if !relay.BrokerBlocked() {
+		t.Error("BrokerBlocked() is false while the relay logs that the broker blocks it")
+	}
 	// Four confirm timeouts long: a relay that kept publishing would have failed rows twice.
 	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if n := maxAttempts(); n > 1 {
@@ -139,6 +142,9 @@ func TestRelayPausesWhileTheBrokerBlocksPublishing(t *testing.T) {
 
 	clearAlarm()
 	testenv.Eventually(t, 10*time.Second, logged("broker unblocked publishing"))
+	if relay.BrokerBlocked() {
+		t.Error("BrokerBlocked() is true after the relay logged that the broker unblocked it")
+	}
 	testenv.Eventually(t, 60*time.Second, func() (bool, string) {
 		n := depth()
 		return n >= 25, fmt.Sprintf("%d of 25 messages after the alarm cleared", n)

@@ -197,6 +197,11 @@ func (m *connManager) setKnown(conn *amqp.Connection) {
 	m.knownMu.Unlock()
 }
 
+// BrokerBlocked reports whether the broker applies flow control to the relay's connection
+// (connection.blocked, during a memory or disk alarm): the relay publishes nothing until the
+// broker lifts it.
+func (r *Relay) BrokerBlocked() bool { return r.conns.blocked.Load() }
+
 // waitUnblocked returns once the broker no longer applies flow control to the connection. It
 // flushes what cork holds back before it waits.
 func (m *connManager) waitUnblocked(ctx context.Context, cork *amqpx.CorkConn) error {

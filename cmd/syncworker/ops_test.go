@@ -108,6 +108,7 @@ consume:
 			metricValue(body, "syncworker_outbox_oldest_pending_age_seconds") == 0 &&
 			metricValue(body, "syncworker_relay_dead_total") == 0 &&
 			metricValue(body, "syncworker_relay_partitions_owned") == 2 &&
+			metricValue(body, "syncworker_relay_broker_blocked") == 0 &&
 			metricValue(body, "syncworker_relay_returned_total") == 0 &&
 			metricValue(body, "syncworker_relay_own_reads_total") >= 1 &&
 			metricValue(body, "syncworker_relay_handoffs_total") >= 0 &&

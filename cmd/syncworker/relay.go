@@ -110,6 +110,13 @@ func relayWith(ctx context.Context, env *cliEnv, s *settings) error {
 		}
 		return 0
 	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_relay_broker_blocked",
+		Help: "1 while the broker blocks this relay's publishing (connection.blocked: a memory or disk alarm)."}, func() float64 {
+		if relay.BrokerBlocked() {
+			return 1
+		}
+		return 0
+	}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "syncworker_relay_other_group_members",
 		Help: "Live relays of other lease groups (another relay.group or relay.partitions) on this outbox; each group publishes every row, so it must be 0."},
 		func() float64 {
