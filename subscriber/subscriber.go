@@ -192,6 +192,7 @@ func (s *Subscriber) session(ctx context.Context) error {
 	}
 
 	var result error
+	consumerLive := true // the consumer's channel still works: cancel it after the last acks
 dispatch:
 	for {
 		select {
@@ -203,11 +204,11 @@ dispatch:
 			result = err
 			break dispatch
 		case err := <-connClosed:
-			result = fmt.Errorf("connection closed: %v", err)
+			result, consumerLive = fmt.Errorf("connection closed: %v", err), false
 			break dispatch
 		case d, ok := <-deliveries:
 			if !ok {
-				result = errors.New("the broker closed the consumer (channel closed or consumer cancelled)")
+				result, consumerLive = errors.New("the broker closed the consumer (channel closed or consumer cancelled)"), false
 				break dispatch
 			}
 			lanes.push(orderKey(&d), d)
@@ -217,7 +218,7 @@ dispatch:
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	if result != nil {
-		cancelWork() // the connection is unusable: abandon in-flight work, it will be redelivered
+		cancelWork() // the session is over: abandon in-flight work, it will be redelivered
 	}
 	select {
 	case <-done:
@@ -226,21 +227,22 @@ dispatch:
 		cancelWork()
 		<-done
 	}
-	if result == nil {
+	if consumerLive { // a stop, or a failed move: the acks already sent must not be lost
 		cancelAfterAcks(ch, tag, s.log)
 	}
 	return result
 }
 
-// cancelAfterAcksTimeout bounds the wait for the broker's cancel-ok on a stop.
+// cancelAfterAcksTimeout bounds the wait for the broker's cancel-ok at the end of a session.
 const cancelAfterAcksTimeout = 5 * time.Second
 
 // cancelAfterAcks cancels the consumer after the session's last acks and waits for the broker
 // to confirm before the connection closes. A quorum queue can drop acks that arrive just
 // before their channel closes, handing the messages out again (rabbitmq-server#10327): 13 of
 // 15 stops of a consumer acking 400 messages lost some on RabbitMQ 3.10 under load, none with
-// a confirmed cancel after the acks. The inbox skips such redeliveries; this avoids them. A
-// cancel sent before the last acks does not help, so the consumer stays until here. On a
+// a confirmed cancel after the acks. The inbox skips such redeliveries of applied messages, but
+// a moved one (retry tier, parking lot) would be moved again: a duplicate. A cancel sent before
+// the last acks does not help, so the consumer stays until here. On a
 // stalled connection the wait ends after cancelAfterAcksTimeout; closing the connection ends
 // the call.
 func cancelAfterAcks(ch *amqp.Channel, tag string, log *zap.Logger) {
