@@ -21,9 +21,9 @@ func runConsume(ctx context.Context, env *cliEnv, args []string) error {
 	need := needs{mysql: true, amqp: true, consume: true}
 	b := bindSettings(fs, need)
 	b.logFlags()
-	b.str("http-listen", "address of /metrics, /healthz and /readyz, e.g. :9091; empty disables (http.listen)", func(s *settings) *string { return &s.HTTP.Listen })
-	b.str("queue", "queue to consume, declared by syncworker topology (consume.queue)", func(s *settings) *string { return &s.Consume.Queue })
-	b.str("consumer-name", "inbox scope: a message id is applied once per consumer name (consume.consumer_name)", func(s *settings) *string { return &s.Consume.ConsumerName })
+	b.str("http-listen", "address of /metrics, /healthz and /readyz, e.g. :9091; empty disables (http.listen, env SYNCWORKER_HTTP_LISTEN)", func(s *settings) *string { return &s.HTTP.Listen })
+	b.str("queue", "queue to consume, declared by syncworker topology (consume.queue, env SYNCWORKER_CONSUME_QUEUE)", func(s *settings) *string { return &s.Consume.Queue })
+	b.str("consumer-name", "inbox scope: a message id is applied once per consumer name (consume.consumer_name, env SYNCWORKER_CONSUMER_NAME)", func(s *settings) *string { return &s.Consume.ConsumerName })
 	b.int("concurrency", "lanes applying in parallel; per-key order is kept (consume.concurrency; default 4)", func(s *settings) *int { return &s.Consume.Concurrency })
 	b.int("prefetch", "unacked deliveries the broker may send ahead (consume.prefetch; default 2*concurrency*batch size)", func(s *settings) *int { return &s.Consume.Prefetch })
 	b.int("batch-size", "deliveries committed in one transaction (consume.batch_size; default 32)", func(s *settings) *int { return &s.Consume.BatchSize })

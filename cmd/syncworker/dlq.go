@@ -53,7 +53,7 @@ func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *
 	fs := newFlagSet(env, name, synopsis)
 	need := needs{amqp: true}
 	b := bindSettings(fs, need)
-	b.str("queue", "consumer queue whose parking lot (QUEUE.parked) to work on (consume.queue)", func(s *settings) *string { return &s.Consume.Queue })
+	b.str("queue", "consumer queue whose parking lot (QUEUE.parked) to work on (consume.queue, env SYNCWORKER_CONSUME_QUEUE)", func(s *settings) *string { return &s.Consume.Queue })
 	c := &dlqCommand{}
 	fs.IntVar(&c.limit, "limit", defaultLimit, "most messages to act on (0: all)")
 	fs.StringVar(&c.filter.messageID, "message-id", "", "only the message with this id")

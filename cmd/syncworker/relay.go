@@ -25,9 +25,9 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	need := needs{mysql: true, amqp: true}
 	b := bindSettings(fs, need)
 	b.logFlags()
-	b.str("http-listen", "address of /metrics, /healthz and /readyz, e.g. :9090; empty disables (http.listen)", func(s *settings) *string { return &s.HTTP.Listen })
-	b.str("group", "name of the group of relays sharing this outbox (relay.group; default \"default\")", func(s *settings) *string { return &s.Relay.Group })
-	b.str("member-id", "this relay's unique name in the group (relay.member_id; default host-pid-random)", func(s *settings) *string { return &s.Relay.MemberID })
+	b.str("http-listen", "address of /metrics, /healthz and /readyz, e.g. :9090; empty disables (http.listen, env SYNCWORKER_HTTP_LISTEN)", func(s *settings) *string { return &s.HTTP.Listen })
+	b.str("group", "name of the group of relays sharing this outbox (relay.group, env SYNCWORKER_RELAY_GROUP; default \"default\")", func(s *settings) *string { return &s.Relay.Group })
+	b.str("member-id", "this relay's unique name in the group (relay.member_id, env SYNCWORKER_RELAY_MEMBER_ID; default host-pid-random)", func(s *settings) *string { return &s.Relay.MemberID })
 	b.int("partitions", "partitions leased and published independently; the same for every relay of the group (relay.partitions; default 16)", func(s *settings) *int { return &s.Relay.Partitions })
 	b.int("channels", "AMQP channels publishing in parallel (relay.channels; default 4)", func(s *settings) *int { return &s.Relay.Channels })
 	b.int("window", "unconfirmed publishes outstanding per channel (relay.window; default 512)", func(s *settings) *int { return &s.Relay.Window })

@@ -132,8 +132,8 @@ func bindSettings(fs *flag.FlagSet, n needs) *settingsFlags {
 
 // logFlags adds --log-level and --log-format, for the commands that log.
 func (b *settingsFlags) logFlags() {
-	b.str("log-level", "debug, info, warn or error (log.level; default info)", func(s *settings) *string { return &s.Log.Level })
-	b.str("log-format", "json or console (log.format; default json)", func(s *settings) *string { return &s.Log.Format })
+	b.str("log-level", "debug, info, warn or error (log.level, env SYNCWORKER_LOG_LEVEL; default info)", func(s *settings) *string { return &s.Log.Level })
+	b.str("log-format", "json or console (log.format, env SYNCWORKER_LOG_FORMAT; default json)", func(s *settings) *string { return &s.Log.Format })
 }
 
 // str binds a string flag with no default shown (the default is the setting's), so --help

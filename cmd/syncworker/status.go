@@ -59,10 +59,10 @@ func runStatus(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlagSet(env, "status", "[--config FILE] [--json] [flags]")
 	need := needs{mysql: true}
 	b := bindSettings(fs, needs{mysql: true, amqp: true})
-	b.str("topology", "topology file whose queues, retry tiers and parking lots are shown (topology.file)", func(s *settings) *string { return &s.Topology.File })
-	b.str("management-url", "RabbitMQ management API, e.g. http://user:pass@host:15672, for unacked counts (amqp.management_url)", func(s *settings) *string { return &s.AMQP.ManagementURL })
+	b.str("topology", "topology file whose queues, retry tiers and parking lots are shown (topology.file, env SYNCWORKER_TOPOLOGY_FILE)", func(s *settings) *string { return &s.Topology.File })
+	b.str("management-url", "RabbitMQ management API, e.g. http://user:pass@host:15672, for unacked counts (amqp.management_url, env SYNCWORKER_AMQP_MANAGEMENT_URL)", func(s *settings) *string { return &s.AMQP.ManagementURL })
 	b.int("partitions", "the relays' partition count, for the per-partition backlog and the leases (relay.partitions; default 16)", func(s *settings) *int { return &s.Relay.Partitions })
-	b.str("group", "the relays' group (relay.group; default \"default\")", func(s *settings) *string { return &s.Relay.Group })
+	b.str("group", "the relays' group (relay.group, env SYNCWORKER_RELAY_GROUP; default \"default\")", func(s *settings) *string { return &s.Relay.Group })
 	asJSON := fs.Bool("json", false, "print JSON instead of tables")
 	s, env, err := b.parse(env, args, need)
 	if err != nil {

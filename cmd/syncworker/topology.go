@@ -45,7 +45,7 @@ func parseTopologyFlags(env *cliEnv, name string, args []string, needBroker bool
 	fs := newFlagSet(env, name, synopsis)
 	need := needs{amqp: needBroker}
 	b := bindSettings(fs, need)
-	b.str("f", "topology YAML file, see topology/README.md (topology.file)", func(s *settings) *string { return &s.Topology.File })
+	b.str("f", "topology YAML file, see topology/README.md (topology.file, env SYNCWORKER_TOPOLOGY_FILE)", func(s *settings) *string { return &s.Topology.File })
 	s, env, err := b.parse(env, args, need)
 	if err != nil {
 		return nil, nil, err
