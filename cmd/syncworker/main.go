@@ -90,9 +90,36 @@ func run(ctx context.Context, env *cliEnv, args []string) int {
 			}
 		}
 	}
+	if prefix, rest, ok := commandGroup(args); ok {
+		switch {
+		case len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help"):
+			groupUsage(env.stdout, prefix)
+			return 0
+		case len(rest) == 0:
+			fmt.Fprintf(env.stderr, "syncworker %s: which one?\n\n", prefix)
+		default:
+			fmt.Fprintf(env.stderr, "syncworker %s: unknown command %q\n\n", prefix, rest[0])
+		}
+		groupUsage(env.stderr, prefix)
+		return 2
+	}
 	fmt.Fprintf(env.stderr, "syncworker: unknown command %q\n\n", strings.Join(args, " "))
 	usage(env.stderr)
 	return 2
+}
+
+// commandGroup finds the longest leading words of args that name a group of commands
+// ("topology", "outbox dead", "outbox"), and returns the arguments after them.
+func commandGroup(args []string) (prefix string, rest []string, ok bool) {
+	for n := min(len(args), 2); n >= 1; n-- {
+		prefix = strings.Join(args[:n], " ")
+		for name := range commands {
+			if strings.HasPrefix(name, prefix+" ") {
+				return prefix, args[n:], true
+			}
+		}
+	}
+	return "", nil, false
 }
 
 // exitCoder lets a command choose its exit code, for example verify on drift.
@@ -100,15 +127,29 @@ type exitCoder interface{ ExitCode() int }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: syncworker COMMAND [flags]\n\nCommands:")
-	names := make([]string, 0, len(commands))
+	listCommands(w, "")
+	fmt.Fprintln(w, "\nRun 'syncworker COMMAND --help' for the flags of a command.")
+}
+
+// groupUsage lists the commands of a group, such as "topology".
+func groupUsage(w io.Writer, prefix string) {
+	fmt.Fprintf(w, "Usage: syncworker %s COMMAND [flags]\n\nCommands:\n", prefix)
+	listCommands(w, prefix+" ")
+	fmt.Fprintln(w, "\nRun 'syncworker COMMAND --help' for the flags of a command.")
+}
+
+// listCommands prints the commands whose names start with prefix, sorted, with their summaries.
+func listCommands(w io.Writer, prefix string) {
+	var names []string
 	for name := range commands {
-		names = append(names, name)
+		if strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
 	}
 	sort.Strings(names)
 	for _, name := range names {
 		fmt.Fprintf(w, "  %-22s %s\n", name, commands[name].summary)
 	}
-	fmt.Fprintln(w, "\nRun 'syncworker COMMAND --help' for the flags of a command.")
 }
 
 // newFlagSet returns a flag set that reports errors to env.stderr and returns them instead
@@ -117,8 +158,13 @@ func newFlagSet(env *cliEnv, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "Usage: syncworker %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(env.stderr, "Usage: %s\n", strings.TrimSpace("syncworker "+name+" "+synopsis))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(env.stderr, "\nFlags:")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }

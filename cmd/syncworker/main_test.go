@@ -48,3 +48,27 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		}
 	}
 }
+
+// A group of commands ("topology", "outbox dead") answers --help with its commands; without a
+// command, or with an unknown one, it says so and lists them, exiting 2. A command without
+// flags shows no empty "Flags:" section.
+func TestCommandGroupsListTheirCommands(t *testing.T) {
+	for _, group := range []string{"topology", "dlq", "outbox", "outbox dead"} {
+		code, out, _ := runCLI(t, nil, "", append(strings.Fields(group), "--help")...)
+		if code != 0 || !strings.Contains(out, "Usage: syncworker "+group+" COMMAND") || strings.Count(out, "  "+group+" ") < 3 {
+			t.Errorf("%s --help: code %d, stdout %q", group, code, out)
+		}
+		code, _, errOut := runCLI(t, nil, "", strings.Fields(group)...)
+		if code != 2 || !strings.Contains(errOut, "syncworker "+group+": which one?") || strings.Count(errOut, "  "+group+" ") < 3 {
+			t.Errorf("%s alone: code %d, stderr %q", group, code, errOut)
+		}
+	}
+	code, _, errOut := runCLI(t, nil, "", "topology", "aply", "-f", "x.yaml")
+	if code != 2 || !strings.Contains(errOut, `syncworker topology: unknown command "aply"`) || !strings.Contains(errOut, "topology apply") {
+		t.Errorf("topology aply: code %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "", "version", "--help")
+	if code != 0 || errOut != "Usage: syncworker version\n" {
+		t.Errorf("version --help: code %d, stderr %q", code, errOut)
+	}
+}

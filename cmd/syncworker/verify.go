@@ -40,7 +40,7 @@ func (e driftError) Error() string {
 func (driftError) ExitCode() int { return exitDrift }
 
 func runVerify(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlagSet(env, "verify", "--source-dsn DSN --replica-dsn DSN (--table T --key COL[,COL] | --config consume.yaml) [flags]")
+	fs := newFlagSet(env, "verify", "--source-dsn DSN [--replica-dsn DSN] (--table T --key COL[,COL] | --config consume.yaml) [flags]")
 	// DSN defaults come from the environment after parsing, so --help never prints a password.
 	sourceDSN := fs.String("source-dsn", "", "DSN of the source database (env SYNCWORKER_MYSQL_DSN)")
 	replicaDSN := fs.String("replica-dsn", "", "DSN of the replica database, may be another server (env SYNCWORKER_REPLICA_DSN, else the --config file's mysql.dsn)")
