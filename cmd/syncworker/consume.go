@@ -27,6 +27,7 @@ func runConsume(ctx context.Context, env *cliEnv, args []string) error {
 	b.int("concurrency", "lanes applying in parallel; per-key order is kept (consume.concurrency; default 4)", func(s *settings) *int { return &s.Consume.Concurrency })
 	b.int("prefetch", "unacked deliveries the broker may send ahead (consume.prefetch; default 2*concurrency*batch size)", func(s *settings) *int { return &s.Consume.Prefetch })
 	b.int("batch-size", "deliveries committed in one transaction (consume.batch_size; default 32)", func(s *settings) *int { return &s.Consume.BatchSize })
+	b.duration("flush-interval", "longest wait for a batch to fill once a lane has a delivery; 0 takes what queued during the last commit (consume.flush_interval; default 0s)", func(s *settings) *time.Duration { return &s.Consume.FlushInterval })
 	b.duration("stop-timeout", "how long SIGTERM waits for in-flight batches (consume.stop_timeout; default 30s)", func(s *settings) *time.Duration { return &s.Consume.StopTimeout })
 	s, env, err := b.parse(env, args, need)
 	if err != nil {

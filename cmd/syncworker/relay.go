@@ -40,6 +40,7 @@ func runRelay(ctx context.Context, env *cliEnv, args []string) error {
 	b.duration("lease-ttl", "partition lease time: how long a dead relay's partitions wait (relay.lease_ttl; default 10s)", func(s *settings) *time.Duration { return &s.Relay.LeaseTTL })
 	b.duration("poll-interval", "longest wait of an idle relay between looks for new rows (relay.poll_interval; default 5ms)", func(s *settings) *time.Duration { return &s.Relay.PollInterval })
 	b.duration("idle-poll-interval", "longest wait between looks once a second passed without new rows (relay.idle_poll_interval; default 25ms or poll-interval if longer)", func(s *settings) *time.Duration { return &s.Relay.IdlePollInterval })
+	b.duration("confirm-timeout", "longest wait for a publish's confirm; then its channel is closed and its rows retried (relay.confirm_timeout; default 30s)", func(s *settings) *time.Duration { return &s.Relay.ConfirmTimeout })
 	b.duration("shutdown-timeout", "how long SIGTERM waits for outstanding confirms (relay.shutdown_timeout; default 15s)", func(s *settings) *time.Duration { return &s.Relay.ShutdownTimeout })
 	b.duration("stats-interval", "how often the outbox backlog gauges are sampled (relay.stats_interval; default 5s)", func(s *settings) *time.Duration { return &s.Relay.StatsInterval })
 	b.str("app-id", "AMQP app_id property of published messages (relay.app_id; default \"syncworker\")", func(s *settings) *string { return &s.Relay.AppID })

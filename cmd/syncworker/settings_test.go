@@ -265,3 +265,16 @@ func TestProblemsNameTheEnvironmentVariableOrFlagThatSetTheValue(t *testing.T) {
 		t.Errorf("consume --prefetch 70000: code %d, stderr %q", code, errOut)
 	}
 }
+
+// relay.confirm_timeout and consume.flush_interval have flags like every other key of theirs.
+func TestConfirmTimeoutAndFlushIntervalFlags(t *testing.T) {
+	env := map[string]string{"SYNCWORKER_MYSQL_DSN": "root@tcp(127.0.0.1:1)/x", "SYNCWORKER_AMQP_URL": "amqp://127.0.0.1:1/"}
+	code, _, errOut := runCLI(t, env, "", "relay", "--confirm-timeout", "-1s")
+	if code != 2 || !strings.Contains(errOut, "flag --confirm-timeout: relay.confirm_timeout: -1s is negative") {
+		t.Errorf("relay --confirm-timeout -1s: code %d, stderr %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, env, "", "consume", "--queue", "q", "--consumer-name", "c", "--config", rowSyncConfig(t), "--flush-interval", "-1s")
+	if code != 2 || !strings.Contains(errOut, "flag --flush-interval: consume.flush_interval: -1s is negative") {
+		t.Errorf("consume --flush-interval -1s: code %d, stderr %q", code, errOut)
+	}
+}
