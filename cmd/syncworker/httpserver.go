@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -32,7 +33,12 @@ func (r *readiness) add(name string, check func(context.Context) error) {
 	r.checks[name] = check
 }
 
-// report runs every check at once, each with a short timeout, and returns each one's state.
+// readinessTimeout bounds /readyz: a check that has not answered by then counts as failed.
+const readinessTimeout = 2 * time.Second
+
+// report runs every check at once and returns each one's state within readinessTimeout, also
+// when a check does not heed its context (a dial in progress): that one is reported as not
+// answering, and finishes on its own.
 func (r *readiness) report(ctx context.Context) (ready bool, states map[string]string) {
 	r.mu.Lock()
 	checks := make(map[string]func(context.Context) error, len(r.checks))
@@ -40,27 +46,36 @@ func (r *readiness) report(ctx context.Context) (ready bool, states map[string]s
 		checks[k] = v
 	}
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	ready, states = len(checks) > 0, map[string]string{}
-	for name, check := range checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := check(ctx)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				ready = false
-				states[name] = err.Error()
-			} else {
-				states[name] = "ok"
-			}
-		}()
+	ctx, cancel := context.WithTimeout(ctx, readinessTimeout)
+	type result struct {
+		name string
+		err  error
 	}
-	wg.Wait()
+	results := make(chan result, len(checks)) // buffered: a late check never blocks
+	for name, check := range checks {
+		go func() { results <- result{name, check(ctx)} }()
+	}
+	defer cancel() // a check still running is told to give up
+	ready, states = len(checks) > 0, map[string]string{}
+	for range checks {
+		select {
+		case res := <-results:
+			if res.err != nil {
+				ready = false
+				states[res.name] = res.err.Error()
+			} else {
+				states[res.name] = "ok"
+			}
+		case <-ctx.Done():
+			for name := range checks {
+				if _, answered := states[name]; !answered {
+					ready = false
+					states[name] = fmt.Sprintf("no answer within %s", readinessTimeout)
+				}
+			}
+			return ready, states
+		}
+	}
 	return ready, states
 }
 
