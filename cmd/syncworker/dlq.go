@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -22,20 +21,101 @@ func init() {
 	register(&command{name: "dlq purge", summary: "delete parked messages for good", run: runDLQPurge})
 }
 
-// failureHeaders are the headers the subscriber adds when a message fails. Replay drops them,
-// so a replayed message is the one originally published and starts its attempts afresh.
-var failureHeaders = []string{subscriber.HeaderAttempts, subscriber.HeaderError, subscriber.HeaderFailedAt,
-	subscriber.HeaderConsumer, subscriber.HeaderOriginalExchange, subscriber.HeaderOriginalRoutingKey}
+// failureHeaders are the headers the subscriber adds when a message fails, and brokerHeaders
+// those the broker adds when it dead-letters (x-death and its summaries) or redelivers a message
+// (RabbitMQ 4's counts). Replay drops both, so a replayed message is the one originally
+// published and starts its attempts afresh, and a later parking is not mistaken for an old one.
+var (
+	failureHeaders = []string{subscriber.HeaderAttempts, subscriber.HeaderError, subscriber.HeaderFailedAt,
+		subscriber.HeaderConsumer, subscriber.HeaderOriginalExchange, subscriber.HeaderOriginalRoutingKey}
+	brokerHeaders = []string{"x-death", "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason",
+		"x-last-death-exchange", "x-last-death-queue", "x-last-death-reason", "x-delivery-count", "x-acquired-count"}
+)
+
+// parkedMessage is what the dlq commands read from a parked message. Two paths lead to the
+// parking lot: the subscriber publishes a message there with its sw- headers, and the broker
+// dead-letters one from the consumer queue (its delivery limit reached, which RabbitMQ 4 sets
+// to 20 by default: consumers that died or stopped holding it; or a reject without requeue)
+// with an x-death record naming the queue, the reason and the exchange and routing keys the
+// message had reached the queue with.
+type parkedMessage struct {
+	attempts, failedAt, consumer, reason string
+	// exchange and routingKey are where to replay it; known says whether either path told.
+	exchange, routingKey string
+	known                bool
+}
+
+// describe reads d's headers; queue is the consumer queue whose parking lot d is in.
+func describe(d *amqp.Delivery, queue string) parkedMessage {
+	h := d.Headers
+	p := parkedMessage{attempts: headerString(h, subscriber.HeaderAttempts), failedAt: headerString(h, subscriber.HeaderFailedAt),
+		consumer: headerString(h, subscriber.HeaderConsumer), reason: headerString(h, subscriber.HeaderError)}
+	exchange, okE := h[subscriber.HeaderOriginalExchange].(string)
+	key, okK := h[subscriber.HeaderOriginalRoutingKey].(string)
+	if okE && okK {
+		p.exchange, p.routingKey, p.known = exchange, key, true
+	}
+	deaths := deathRecords(h)
+	for i, r := range deaths {
+		if r.queue != queue {
+			continue
+		}
+		if !p.known && len(r.routingKeys) > 0 {
+			p.exchange, p.routingKey, p.known = r.exchange, r.routingKeys[0], true
+		}
+		// The broker's records come most recent first. Its parking is the latest news unless
+		// the subscriber parked the message after it (a record kept through a replay by an
+		// older syncworker): x-death times have whole seconds.
+		failed, err := time.Parse(time.RFC3339Nano, p.failedAt)
+		if i == 0 && (err != nil || !r.time.Before(failed.Truncate(time.Second))) {
+			reason := fmt.Sprintf("dead-lettered by the broker from %s: %s", queue, r.reason)
+			if p.reason != "" {
+				reason += "; last handler error: " + p.reason
+			}
+			p.reason, p.failedAt = reason, r.time.UTC().Format(time.RFC3339)
+		}
+		break
+	}
+	return p
+}
+
+// deathRecord is one entry of the broker's x-death header.
+type deathRecord struct {
+	queue, reason, exchange string
+	routingKeys             []string
+	time                    time.Time
+}
+
+func deathRecords(h amqp.Table) []deathRecord {
+	list, _ := h["x-death"].([]any)
+	var out []deathRecord
+	for _, e := range list {
+		t, ok := e.(amqp.Table)
+		if !ok {
+			continue
+		}
+		r := deathRecord{queue: headerString(t, "queue"), reason: headerString(t, "reason"), exchange: headerString(t, "exchange")}
+		r.time, _ = t["time"].(time.Time)
+		keys, _ := t["routing-keys"].([]any)
+		for _, k := range keys {
+			if s, ok := k.(string); ok {
+				r.routingKeys = append(r.routingKeys, s)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
 
 // dlqFilter selects parked messages; empty fields match everything.
 type dlqFilter struct {
 	messageID, typ, reason string
 }
 
-func (f dlqFilter) match(d *amqp.Delivery) bool {
+func (f dlqFilter) match(d *amqp.Delivery, p parkedMessage) bool {
 	return (f.messageID == "" || d.MessageId == f.messageID) &&
 		(f.typ == "" || d.Type == f.typ) &&
-		(f.reason == "" || strings.Contains(headerString(d.Headers, subscriber.HeaderError), f.reason))
+		(f.reason == "" || strings.Contains(p.reason, f.reason))
 }
 
 func (f dlqFilter) empty() bool { return f == dlqFilter{} }
@@ -58,7 +138,7 @@ func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *
 	fs.IntVar(&c.limit, "limit", defaultLimit, "most messages to act on (0: all)")
 	fs.StringVar(&c.filter.messageID, "message-id", "", "only the message with this id")
 	fs.StringVar(&c.filter.typ, "type", "", "only messages of this type (AMQP type property)")
-	fs.StringVar(&c.filter.reason, "reason-contains", "", "only messages whose failure reason (sw-error header) contains this text")
+	fs.StringVar(&c.filter.reason, "reason-contains", "", "only messages whose failure reason (the REASON dlq list shows) contains this text")
 	if extra != nil {
 		extra(fs)
 	}
@@ -79,7 +159,7 @@ func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *
 // scan takes the parking lot's messages one by one with basic.get and manual ack, calling
 // visit for each that matches the filter until limit matched or the queue is empty. Nothing
 // is acked unless visit does it: closing the channel requeues the rest.
-func (c *dlqCommand) scan(ch *amqp.Channel, visit func(d *amqp.Delivery) error) (matched int, err error) {
+func (c *dlqCommand) scan(ch *amqp.Channel, visit func(d *amqp.Delivery, p parkedMessage) error) (matched int, err error) {
 	for c.limit == 0 || matched < c.limit {
 		d, ok, err := ch.Get(c.lot, false)
 		if err != nil {
@@ -88,11 +168,12 @@ func (c *dlqCommand) scan(ch *amqp.Channel, visit func(d *amqp.Delivery) error) 
 		if !ok {
 			return matched, nil
 		}
-		if !c.filter.match(&d) {
+		p := describe(&d, c.s.Consume.Queue)
+		if !c.filter.match(&d, p) {
 			continue
 		}
 		matched++
-		if err := visit(&d); err != nil {
+		if err := visit(&d, p); err != nil {
 			return matched, err
 		}
 	}
@@ -131,14 +212,13 @@ func runDLQList(ctx context.Context, env *cliEnv, args []string) error {
 	defer conn.Close()
 	w := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "MESSAGE ID\tTYPE\tATTEMPTS\tFAILED AT\tCONSUMER\tORIGINAL EXCHANGE\tORIGINAL ROUTING KEY\tREASON")
-	n, err := c.scan(ch, func(d *amqp.Delivery) error {
-		exchange := headerString(d.Headers, subscriber.HeaderOriginalExchange)
-		if exchange == "" {
+	n, err := c.scan(ch, func(d *amqp.Delivery, p parkedMessage) error {
+		exchange := p.exchange
+		if p.known && exchange == "" {
 			exchange = "(default)"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.MessageId, d.Type, headerString(d.Headers, subscriber.HeaderAttempts),
-			headerString(d.Headers, subscriber.HeaderFailedAt), headerString(d.Headers, subscriber.HeaderConsumer), exchange,
-			headerString(d.Headers, subscriber.HeaderOriginalRoutingKey), oneLine(headerString(d.Headers, subscriber.HeaderError)))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.MessageId, d.Type, p.attempts,
+			p.failedAt, p.consumer, exchange, p.routingKey, oneLine(p.reason))
 		return nil
 	})
 	ch.Close() // requeues everything taken: list never consumes for good
@@ -172,8 +252,12 @@ func runDLQReplay(ctx context.Context, env *cliEnv, args []string) error {
 	returns := pub.NotifyReturn(make(chan amqp.Return, 1))
 	closed := pub.NotifyClose(make(chan *amqp.Error, 1))
 	replayed, lastProgress := 0, time.Now()
-	_, err = c.scan(ch, func(d *amqp.Delivery) error {
-		if err := replayOne(ctx, pub, returns, closed, d); err != nil {
+	_, err = c.scan(ch, func(d *amqp.Delivery, p parkedMessage) error {
+		if !p.known {
+			return fmt.Errorf("message %s: no sw-original-exchange/sw-original-routing-key headers and no x-death record of %s: "+
+				"parked by neither syncworker nor the broker (it stays parked)", d.MessageId, c.s.Consume.Queue)
+		}
+		if err := replayOne(ctx, pub, returns, closed, d, p.exchange, p.routingKey); err != nil {
 			return fmt.Errorf("message %s: %w (it stays parked)", d.MessageId, err)
 		}
 		if err := d.Ack(false); err != nil {
@@ -195,17 +279,15 @@ func runDLQReplay(ctx context.Context, env *cliEnv, args []string) error {
 // replayOne publishes d to its original exchange and routing key, mandatory and confirmed;
 // a return, a nack or the broker closing the channel (an exchange that does not exist) is a
 // failure.
-func replayOne(ctx context.Context, pub *amqp.Channel, returns <-chan amqp.Return, closed <-chan *amqp.Error, d *amqp.Delivery) error {
-	exchange, okE := d.Headers[subscriber.HeaderOriginalExchange].(string)
-	key, okK := d.Headers[subscriber.HeaderOriginalRoutingKey].(string)
-	if !okE || !okK {
-		return errors.New("no sw-original-exchange/sw-original-routing-key headers: not parked by syncworker")
-	}
+func replayOne(ctx context.Context, pub *amqp.Channel, returns <-chan amqp.Return, closed <-chan *amqp.Error, d *amqp.Delivery, exchange, key string) error {
 	headers := amqp.Table{}
 	for k, v := range d.Headers {
 		headers[k] = v
 	}
 	for _, h := range failureHeaders {
+		delete(headers, h)
+	}
+	for _, h := range brokerHeaders {
 		delete(headers, h)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -281,7 +363,7 @@ func runDLQPurge(ctx context.Context, env *cliEnv, args []string) error {
 	if c.limit == 0 && c.filter.empty() {
 		n, err = ch.QueuePurge(c.lot, false)
 	} else {
-		n, err = c.scan(ch, func(d *amqp.Delivery) error { return d.Ack(false) })
+		n, err = c.scan(ch, func(d *amqp.Delivery, _ parkedMessage) error { return d.Ack(false) })
 		ch.Close()
 	}
 	if err != nil {
