@@ -118,9 +118,11 @@ func tierArgs(queue string, tier RetryTier) amqp.Table {
 }
 
 // parkingLotDeliveryLimit is set on every parking lot so that no broker default applies:
-// RabbitMQ 4 gives quorum queues a delivery limit of 20, and every `dlq list` hands the messages it
-// shows back to the lot, which counts as a delivery; a parking lot has no dead-letter target, so
-// a message over the limit would be dropped. A billion lists is out of reach.
+// RabbitMQ 4 gives quorum queues a delivery limit of 20, and a message that `dlq list` or
+// `dlq replay` took is returned to the lot, which counts as a delivery when it is returned by a
+// channel closing (a nack with requeue does not on 4.3, which dlq uses, but a lost connection
+// does); a parking lot has no dead-letter target, so a message over the limit would be dropped.
+// A billion returns is out of reach.
 const parkingLotDeliveryLimit = 1_000_000_000
 
 func parkingLotArgs() amqp.Table {

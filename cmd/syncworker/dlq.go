@@ -11,6 +11,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/syncworker/syncworker/internal/amqpx"
 	"github.com/syncworker/syncworker/internal/naming"
 	"github.com/syncworker/syncworker/subscriber"
 )
@@ -126,7 +127,8 @@ type dlqCommand struct {
 	lot    string
 	limit  int
 	filter dlqFilter
-	parked int // messages in the parking lot when opened
+	parked int  // messages in the parking lot when opened
+	nack   bool // hand messages back with a nack (amqpx.RequeueByNack)
 }
 
 func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *flag.FlagSet), defaultLimit int) (*dlqCommand, *cliEnv, error) {
@@ -158,7 +160,7 @@ func parseDLQ(env *cliEnv, name, synopsis string, args []string, extra func(fs *
 
 // scan takes the parking lot's messages one by one with basic.get and manual ack, calling
 // visit for each that matches the filter until limit matched or the queue is empty. Nothing
-// is acked unless visit does it: closing the channel requeues the rest.
+// is acked unless visit does it: handBack requeues the rest.
 func (c *dlqCommand) scan(ch *amqp.Channel, visit func(d *amqp.Delivery, p parkedMessage) error) (matched int, err error) {
 	for c.limit == 0 || matched < c.limit {
 		d, ok, err := ch.Get(c.lot, false)
@@ -180,6 +182,20 @@ func (c *dlqCommand) scan(ch *amqp.Channel, visit func(d *amqp.Delivery, p parke
 	return matched, nil
 }
 
+// handBack returns every message taken on ch and not acked to the parking lot, then closes ch.
+// Where amqpx.RequeueByNack holds (RabbitMQ 4.3+) it nacks them with requeue first: that does not
+// count against the lot's delivery limit, while a channel closing with them unacked does. A lot
+// declared without its own x-delivery-limit has RabbitMQ 4's default of 20 and no dead-letter
+// target, so counting lists would drop its messages at the 21st. On 3.x a nack counts too and
+// moves the messages to the back of the lot, so the close alone hands them back. If the nack
+// fails, the close requeues them all the same.
+func (c *dlqCommand) handBack(ch *amqp.Channel) {
+	if c.nack {
+		_ = ch.Nack(0, true, true) // delivery tag 0 with multiple: every unacked message of ch
+	}
+	ch.Close()
+}
+
 // open connects and checks the parking lot exists, noting how many messages it holds.
 func (c *dlqCommand) open(name string) (*amqp.Connection, *amqp.Channel, error) {
 	conn, err := dialAMQP(c.s, "syncworker "+name)
@@ -197,6 +213,7 @@ func (c *dlqCommand) open(name string) (*amqp.Connection, *amqp.Channel, error) 
 		return nil, nil, fmt.Errorf("parking lot %s: %w", c.lot, err)
 	}
 	c.parked = st.Messages
+	c.nack = amqpx.RequeueByNack(conn.Properties)
 	return conn, ch, nil
 }
 
@@ -221,7 +238,7 @@ func runDLQList(ctx context.Context, env *cliEnv, args []string) error {
 			p.failedAt, p.consumer, exchange, p.routingKey, oneLine(p.reason))
 		return nil
 	})
-	ch.Close() // requeues everything taken: list never consumes for good
+	c.handBack(ch) // requeues everything taken: list never consumes for good
 	if err != nil {
 		return redactErr(err, c.s)
 	}
@@ -270,7 +287,7 @@ func runDLQReplay(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		return nil
 	})
-	ch.Close()
+	c.handBack(ch)
 	fmt.Fprintf(env.stderr, "replayed %d message(s) from %s\n", replayed, c.lot)
 	fmt.Fprintf(env.stdout, "%d replayed\n", replayed)
 	return redactErr(err, c.s)
@@ -364,7 +381,7 @@ func runDLQPurge(ctx context.Context, env *cliEnv, args []string) error {
 		n, err = ch.QueuePurge(c.lot, false)
 	} else {
 		n, err = c.scan(ch, func(d *amqp.Delivery, _ parkedMessage) error { return d.Ack(false) })
-		ch.Close()
+		c.handBack(ch)
 	}
 	if err != nil {
 		return redactErr(err, c.s)

@@ -357,3 +357,26 @@ func TestDescribeParkedPrefersTheLaterEvent(t *testing.T) {
 		t.Errorf("a record of another queue: %+v", p)
 	}
 }
+
+// dlq list hands the messages it showed back to the parking lot. A parking lot declared before
+// lots carried their own x-delivery-limit has RabbitMQ 4's default of 20 and no dead-letter
+// target: if handing back counted as a delivery, the 21st list would drop the message for good.
+func TestDLQListDoesNotUseUpTheLotsDeliveryLimit(t *testing.T) {
+	t.Parallel()
+	b := testenv.NewBroker(t)
+	q := b.Name("dlqoldlot")
+	lot := q + ".parked"
+	b.Track(lot)
+	ch := b.Channel()
+	if _, err := ch.QueueDeclare(lot, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		t.Fatal(err)
+	}
+	park(t, ch, q, "m1", "order.created", "boom", []byte("{}"))
+	env := map[string]string{"SYNCWORKER_AMQP_URL": b.URL}
+	for i := 1; i <= 25; i++ {
+		code, out, errOut := runCLI(t, env, "", "dlq", "list", "--queue", q)
+		if code != 0 || !strings.Contains(out, "m1") {
+			t.Fatalf("list %d: code %d, the message is gone (%s):\n%s", i, code, errOut, out)
+		}
+	}
+}
