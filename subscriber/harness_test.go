@@ -36,6 +36,20 @@ var testDelays = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{t: t, db: testenv.NewDatabase(t), broker: testenv.NewBroker(t), delays: testDelays}
+	fixtureTables(t, f)
+	f.queue = f.broker.Name("q")
+	f.exchange = f.broker.Name("events")
+	declareQueue(t, f.broker, f.exchange, f.queue, f.delays)
+	f.pub = f.broker.Channel()
+	if err := f.pub.Confirm(false); err != nil {
+		t.Fatalf("confirm mode: %v", err)
+	}
+	return f
+}
+
+// fixtureTables migrates f's database and creates the `applied` table the test handlers write.
+func fixtureTables(t *testing.T, f *fixture) {
+	t.Helper()
 	ctx := context.Background()
 	if err := outbox.Migrate(ctx, f.db.DB); err != nil {
 		t.Fatalf("migrate: %v", err)
@@ -45,14 +59,6 @@ func newFixture(t *testing.T) *fixture {
 		k VARCHAR(255) NOT NULL, body VARCHAR(255) NOT NULL, attempt INT NOT NULL)`); err != nil {
 		t.Fatalf("create applied table: %v", err)
 	}
-	f.queue = f.broker.Name("q")
-	f.exchange = f.broker.Name("events")
-	declareQueue(t, f.broker, f.exchange, f.queue, f.delays)
-	f.pub = f.broker.Channel()
-	if err := f.pub.Confirm(false); err != nil {
-		t.Fatalf("confirm mode: %v", err)
-	}
-	return f
 }
 
 // publish sends an event in the relay's format and waits for the broker's confirm.

@@ -40,11 +40,14 @@ func (l *lanes) push(key string, d amqp.Delivery) {
 	l.queues[laneOf(key, len(l.queues))].push(d)
 }
 
-// close ends every lane: what is queued is dropped unacked (see laneQueue.close).
-func (l *lanes) close() {
+// close ends every lane and returns the deliveries that were queued, unacked and never handed
+// to a handler (see laneQueue.close).
+func (l *lanes) close() []amqp.Delivery {
+	var queued []amqp.Delivery
 	for _, q := range l.queues {
-		q.close()
+		queued = append(queued, q.close()...)
 	}
+	return queued
 }
 
 // laneOf is the lane of key: 32-bit FNV-1a mod n, computed in place (hash/fnv's hasher and
@@ -125,16 +128,16 @@ func (q *laneQueue) push(d amqp.Delivery) {
 	q.notify()
 }
 
-// close ends the queue: deliveries not yet taken are dropped unacked (the broker hands them
-// back when the connection closes) and nothing more is taken. A batch already taken is
-// finished by its lane.
-func (q *laneQueue) close() {
+// close ends the queue: deliveries not yet taken are returned, unacked, for the session to hand
+// back, and nothing more is taken. A batch already taken is finished by its lane.
+func (q *laneQueue) close() []amqp.Delivery {
 	q.mu.Lock()
 	q.closed = true
-	clear(q.items)
+	items := q.items
 	q.items = nil
 	q.mu.Unlock()
 	q.notify()
+	return items
 }
 
 func (q *laneQueue) notify() {

@@ -197,8 +197,8 @@ dispatch:
 	for {
 		select {
 		case <-ctx.Done():
-			// Deliveries not yet queued in a lane stay unacked and go back on close; the
-			// consumer is cancelled once the lanes' last acks are sent (cancelAfterAcks).
+			// Deliveries no handler started on are handed back once the consumer is
+			// cancelled, which happens after the lanes' last acks (cancelAfterAcks).
 			break dispatch
 		case err := <-fatal:
 			result = err
@@ -214,7 +214,7 @@ dispatch:
 			lanes.push(orderKey(&d), d)
 		}
 	}
-	lanes.close()
+	untouched := lanes.close()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	if result != nil {
@@ -228,9 +228,42 @@ dispatch:
 		<-done
 	}
 	if consumerLive { // a stop, or a failed move: the acks already sent must not be lost
-		cancelAfterAcks(ch, tag, s.log)
+		if cancelAfterAcks(ch, tag, s.log) && amqpx.RequeueByNack(conn.Properties) {
+			s.handBack(ch, sess.cork, untouched, deliveries)
+		}
 	}
 	return result
+}
+
+// handBack returns to the queue, with basic.nack and requeue, the deliveries of a session that
+// no handler started on: those queued in the lanes and those still on their way from the broker
+// when the consumer was cancelled (deliveries closes after the cancel-ok). Handing them back by
+// closing the connection counts as a failed delivery for each of them on RabbitMQ 4.3, against
+// the queue's delivery limit (20 by default), so a consumer restarted that often while they
+// waited would have the broker dead-letter healthy messages into the parking lot; a nack with
+// requeue does not count there. Only for brokers where amqpx.RequeueByNack holds: 3.x counts a
+// nack too and moves the message to the back of the queue. What a handler did start on is left
+// to the connection's close, so a message that hangs or crashes every consumer still reaches
+// the limit. If a nack is lost, the close hands the message back all the same.
+func (s *Subscriber) handBack(ch *amqp.Channel, cork *amqpx.CorkConn, untouched []amqp.Delivery, deliveries <-chan amqp.Delivery) {
+	for d := range deliveries {
+		untouched = append(untouched, d)
+	}
+	if len(untouched) == 0 {
+		return
+	}
+	var failed error
+	cork.Batch(func() {
+		for i := range untouched {
+			if err := ch.Nack(untouched[i].DeliveryTag, false, true); err != nil {
+				failed = err
+				return
+			}
+		}
+	})
+	if failed != nil {
+		s.log.Debug("hand back unstarted deliveries", zap.Int("deliveries", len(untouched)), zap.Error(failed))
+	}
 }
 
 // cancelAfterAcksTimeout bounds the wait for the broker's cancel-ok at the end of a session.
@@ -245,7 +278,8 @@ const cancelAfterAcksTimeout = 5 * time.Second
 // the last acks does not help, so the consumer stays until here. On a
 // stalled connection the wait ends after cancelAfterAcksTimeout; closing the connection ends
 // the call.
-func cancelAfterAcks(ch *amqp.Channel, tag string, log *zap.Logger) {
+// It reports whether the broker confirmed the cancel.
+func cancelAfterAcks(ch *amqp.Channel, tag string, log *zap.Logger) bool {
 	done := make(chan error, 1)
 	go func() { done <- ch.Cancel(tag, false) }()
 	select {
@@ -253,8 +287,10 @@ func cancelAfterAcks(ch *amqp.Channel, tag string, log *zap.Logger) {
 		if err != nil {
 			log.Debug("cancel the consumer after the last acks", zap.Error(err))
 		}
+		return err == nil
 	case <-time.After(cancelAfterAcksTimeout):
 		log.Warn("the broker did not confirm the consumer's cancel; closing the connection",
 			zap.Duration("waited", cancelAfterAcksTimeout))
+		return false
 	}
 }
