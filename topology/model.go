@@ -92,7 +92,9 @@ type Queue struct {
 	// SingleActiveConsumer delivers to one consumer at a time, keeping order with failover.
 	SingleActiveConsumer bool
 	// DeliveryLimit dead-letters a message after this many failed deliveries (quorum only;
-	// 0: no limit). With a parking lot the message is parked rather than dropped.
+	// 0: the broker's default, which is no limit on RabbitMQ 3.x and 20 on 4.x). With a parking
+	// lot the message is parked rather than dropped; without one, on RabbitMQ 4 a message whose
+	// consumers died or stopped holding it 20 times is dropped.
 	DeliveryLimit int64
 	// Retry asks for delay tiers and a parking lot; nil means none.
 	Retry *Retry
