@@ -97,6 +97,10 @@ func (s *Subscriber) moveFor(d *amqp.Delivery, failure error, now time.Time) (mv
 	for k, v := range d.Headers {
 		headers[k] = v
 	}
+	// The broker's counts of this copy's deliveries: the moved message is a new copy, which the
+	// broker counts afresh, but RabbitMQ 4 would deliver a published count unchanged the first time.
+	delete(headers, "x-delivery-count")
+	delete(headers, "x-acquired-count")
 	headers[HeaderAttempts] = int64(attempts)
 	headers[HeaderError] = truncateUTF8(failure.Error(), MaxErrorBytes)
 	headers[HeaderFailedAt] = now.UTC().Format(time.RFC3339Nano)
