@@ -38,6 +38,10 @@ type Subscriber struct {
 	testHookAfterCommit func()
 	// testWrapConn, when set by a test, wraps the broker connection (to count its writes).
 	testWrapConn func(net.Conn) net.Conn
+	// testHandBackByNack, when set by a test, replaces amqpx.RequeueByNack's answer, so the
+	// nack path runs on any broker; testHandedBack counts the deliveries it nacked.
+	testHandBackByNack *bool
+	testHandedBack     atomic.Int64
 }
 
 // Consuming reports whether the subscriber is connected and consuming its queue now, for
@@ -228,7 +232,11 @@ dispatch:
 		<-done
 	}
 	if consumerLive { // a stop, or a failed move: the acks already sent must not be lost
-		if cancelAfterAcks(ch, tag, s.log) && amqpx.RequeueByNack(conn.Properties) {
+		byNack := amqpx.RequeueByNack(conn.Properties)
+		if s.testHandBackByNack != nil {
+			byNack = *s.testHandBackByNack
+		}
+		if cancelAfterAcks(ch, tag, s.log) && byNack {
 			s.handBack(ch, sess.cork, untouched, deliveries)
 		}
 	}
@@ -259,6 +267,7 @@ func (s *Subscriber) handBack(ch *amqp.Channel, cork *amqpx.CorkConn, untouched 
 				failed = err
 				return
 			}
+			s.testHandedBack.Add(1)
 		}
 	})
 	if failed != nil {
