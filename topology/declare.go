@@ -28,6 +28,7 @@ type queueDecl struct {
 	exclusive  bool
 	args       amqp.Table
 	origin     string // "" for a queue of the file, else for example "retry tier of orders"
+	parkingLot bool
 	line       int
 }
 
@@ -77,7 +78,7 @@ func (t *Topology) declarations() declarations {
 	for _, q := range t.Queues {
 		if pl := q.ParkingLot(); pl != "" {
 			d.queues = append(d.queues, queueDecl{
-				name: pl, durable: true, args: parkingLotArgs(),
+				name: pl, durable: true, args: parkingLotArgs(), parkingLot: true,
 				origin: "parking lot of " + q.Name, line: q.pos.at("retry"),
 			})
 		}

@@ -34,6 +34,8 @@ type Change struct {
 	Messages, Consumers int
 	// Differences lists, for Differs, every argument the broker has otherwise.
 	Differences []*ConflictError
+	// Notes are what a person should know of an entity apply leaves as it is.
+	Notes []string
 }
 
 // PlanResult is what Plan found, in declaration order: exchanges, queues, bindings.
@@ -83,6 +85,9 @@ func (p *PlanResult) Format(w io.Writer) error {
 		for _, d := range c.Differences {
 			fmt.Fprintf(&b, "           %s: broker has %s, file says %s\n", d.Argument, d.Broker, d.File)
 		}
+		for _, n := range c.Notes {
+			fmt.Fprintf(&b, "           note: %s\n", n)
+		}
 	}
 	fmt.Fprintf(&b, "%d to create, %d differing, %d unchanged, %d bindings to ensure\n",
 		p.Count(Create), p.Count(Differs), p.Count(Exists), p.Count(Ensure))
@@ -126,7 +131,14 @@ func plan(ctx context.Context, conn *amqp.Connection, d declarations) (*PlanResu
 		if err != nil {
 			return nil, err
 		}
+		var note string
+		if q.parkingLot {
+			obs.differences, note = oldParkingLot(obs.differences)
+		}
 		c := change("queue", q.name, q.origin, q.line, obs)
+		if note != "" {
+			c.Notes = append(c.Notes, note)
+		}
 		if c.Action == Create {
 			created["queue "+q.name] = true
 		}
@@ -157,4 +169,19 @@ func change(kind, name, origin string, line int, obs observation) Change {
 	}
 	c.Messages, c.Consumers = obs.messages, obs.consumers
 	return c
+}
+
+// oldParkingLot takes a missing x-delivery-limit out of a parking lot's differences. Lots
+// declared before syncworker gave them one work as they did, and a queue's arguments cannot be
+// changed in place: refusing them would block every apply of an upgraded topology until the
+// lot is drained and deleted. It returns the note plan shows instead.
+func oldParkingLot(diffs []*ConflictError) ([]*ConflictError, string) {
+	for i, d := range diffs {
+		if d.Argument == "x-delivery-limit" && d.Broker == "(not set)" {
+			return append(diffs[:i:i], diffs[i+1:]...), "declared without x-delivery-limit (by an older syncworker): " +
+				"RabbitMQ 4 gives it the default limit of 20 deliveries and drops a message returned that often; " +
+				"set a delivery-limit policy on it, or drain, delete and apply it again (see topology/README.md)"
+		}
+	}
+	return diffs, ""
 }
