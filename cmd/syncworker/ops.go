@@ -37,8 +37,9 @@ func runWithOps(ctx context.Context, s *settings, reg *prometheus.Registry, read
 	return g.Wait()
 }
 
-// brokerProbe keeps a connection of its own to answer "is the broker reachable" for /readyz,
-// dialling again (at most once per check) after it is lost.
+// brokerProbe keeps a connection of its own to answer "is the broker reachable" for /readyz:
+// each check opens and closes a channel on it, dialling again (at most once per check) after
+// it is lost.
 type brokerProbe struct {
 	s    *settings
 	name string
@@ -52,7 +53,15 @@ func (p *brokerProbe) check(context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn != nil && !p.conn.IsClosed() {
-		return nil
+		// A round trip, so that a broker that stopped answering (a network partition, a hung
+		// node) fails the check now rather than once heartbeats give up on the connection: a
+		// channel open that gets no answer outlasts the readiness deadline.
+		ch, err := p.conn.Channel()
+		if err == nil {
+			ch.Close()
+			return nil
+		}
+		p.conn.Close()
 	}
 	dc, err := dialConfig(p.s, p.name)
 	if err != nil {
