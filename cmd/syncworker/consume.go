@@ -78,6 +78,9 @@ func consumeWith(ctx context.Context, env *cliEnv, s *settings) error {
 	}))
 	ready := newReadiness()
 	ready.add("database", db.PingContext)
+	probe := newBrokerProbe(s, "syncworker consume readiness")
+	defer probe.close()
+	ready.add("broker", probe.check) // a consumer cut off from the broker still looks consuming
 	ready.add("consumer", func(context.Context) error {
 		if !sub.Consuming() {
 			if err := sub.Err(); err != nil {

@@ -69,7 +69,7 @@ consume:
 	}
 	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
 		code, body := httpGet(t, consumeURL+"/readyz")
-		return code == 200, fmt.Sprintf("consume /readyz = %d %s", code, body)
+		return code == 200 && strings.Contains(body, `"broker":"ok"`), fmt.Sprintf("consume /readyz = %d %s", code, body)
 	})
 
 	const n = 40
