@@ -221,9 +221,11 @@ dispatch:
 	untouched := lanes.close()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	if result != nil {
-		cancelWork() // the session is over: abandon in-flight work, it will be redelivered
+	if !consumerLive {
+		cancelWork() // the connection or channel is gone: abandon in-flight work, it will be redelivered
 	}
+	// A stop or a failed move lets in-flight batches finish (their moves too: one abandoned
+	// between its publish and its confirm stays unacked and is moved again when redelivered).
 	select {
 	case <-done:
 	case <-time.After(s.cfg.StopTimeout):
