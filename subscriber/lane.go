@@ -25,6 +25,11 @@ type lanes struct {
 	flush     time.Duration
 	// takeAlong says how many deliveries (at most room) a batch of batched may take along.
 	takeAlong func(batched, room int) int
+
+	mu sync.Mutex
+	// cutShort holds the keys of the deliveries of batches that ctx ended before they were
+	// settled (see cutShortKeys).
+	cutShort map[string]struct{}
 }
 
 func newLanes(n, batchSize int, flush time.Duration, takeAlong func(batched, room int) int) *lanes {
@@ -48,6 +53,28 @@ func (l *lanes) close() []amqp.Delivery {
 		queued = append(queued, q.close()...)
 	}
 	return queued
+}
+
+// noteCutShort records the keys of batch, which ctx ended before it was settled: some of it
+// may be unacked, to go back when the connection closes.
+func (l *lanes) noteCutShort(batch []amqp.Delivery) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cutShort == nil {
+		l.cutShort = map[string]struct{}{}
+	}
+	for i := range batch {
+		l.cutShort[orderKey(&batch[i])] = struct{}{}
+	}
+}
+
+// cutShortKeys returns the keys of the deliveries of batches that ctx ended before they were
+// settled (a stop past StopTimeout, a lost connection). Deliveries of those keys queued behind
+// them must not be handed back ahead of them (see Subscriber.handBack).
+func (l *lanes) cutShortKeys() map[string]struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cutShort
 }
 
 // laneOf is the lane of key: 32-bit FNV-1a mod n, computed in place (hash/fnv's hasher and
@@ -94,6 +121,9 @@ func (l *lanes) run(ctx context.Context, own int, apply func(context.Context, []
 		var err error
 		if len(batch) > 0 && ctx.Err() == nil { // stopping: what was taken goes back unacked
 			err = apply(ctx, batch)
+		}
+		if len(batch) > 0 && ctx.Err() != nil {
+			l.noteCutShort(batch)
 		}
 		for _, h := range held {
 			h.applying.Unlock()

@@ -68,3 +68,73 @@ func TestAFailedMoveLetsTheOtherLanesFinishTheirMoves(t *testing.T) {
 		t.Errorf("%d messages parked more than once (%d failed moves ended sessions)", dups, transient.Load())
 	}
 }
+
+// A stop that runs out of StopTimeout abandons the batch a handler is working on; it goes
+// back to the queue when the connection closes. The deliveries queued behind it in its lane
+// were handed back before that (on RabbitMQ 4.3+, by nack): those of its key must not come
+// back ahead of it, or the next consumer applies a key's messages out of order though none
+// of them failed. Keys with nothing abandoned are handed back all the same.
+func TestAStopPastItsTimeoutKeepsEachKeysOrder(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, fmt.Sprintf("a%d", i))
+		f.publish(ids[len(ids)-1], "key-a", "test", []byte("x"))
+	}
+	for i := range 5 {
+		ids = append(ids, fmt.Sprintf("b%d", i))
+		f.publish(ids[len(ids)-1], "key-b", "test", []byte("x"))
+	}
+	entered := make(chan struct{})
+	var once atomic.Bool
+	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
+		if once.CompareAndSwap(false, true) {
+			close(entered)
+		}
+		<-ctx.Done() // a0 is still being applied when the stop runs out of time
+		return ctx.Err()
+	})
+	cfg.Concurrency, cfg.BatchSize, cfg.Prefetch = 1, 1, 20 // one lane: a0 in hand, the rest queued
+	cfg.StopTimeout = 300 * time.Millisecond
+	s, stop := f.start(f.db.DB, cfg)
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no message reached the handler")
+	}
+	testenv.Eventually(t, 10*time.Second, func() (bool, string) {
+		q, err := f.broker.Channel().QueueDeclarePassive(f.queue, true, false, false, false, nil)
+		if err != nil {
+			t.Fatalf("inspect queue: %v", err)
+		}
+		return q.Messages == 0, fmt.Sprintf("%d messages not delivered to the consumer yet", q.Messages)
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := brokerAtLeast(f.broker, 4, 3); ok && s.testHandedBack.Load() == 0 {
+		t.Errorf("nothing was handed back by nack: key-b had nothing abandoned")
+	}
+
+	f.start(f.db.DB, f.config(recordHandler))
+	f.waitApplied(ids, 20*time.Second)
+	rows, err := f.db.DB.Query("SELECT message_id, k FROM applied ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[string][]string{}
+	for rows.Next() {
+		var id, k string
+		if err := rows.Scan(&id, &k); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = append(got[k], id)
+	}
+	for k, want := range map[string]string{"key-a": "a0 a1 a2 a3 a4", "key-b": "b0 b1 b2 b3 b4"} {
+		if g := strings.Join(got[k], " "); g != want {
+			t.Errorf("%s applied in the order %s, want %s", k, g, want)
+		}
+	}
+}
