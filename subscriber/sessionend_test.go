@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncworker/syncworker/internal/faultproxy"
 	"github.com/syncworker/syncworker/internal/naming"
 	"github.com/syncworker/syncworker/internal/testenv"
 )
@@ -137,4 +138,60 @@ func TestAStopPastItsTimeoutKeepsEachKeysOrder(t *testing.T) {
 			t.Errorf("%s applied in the order %s, want %s", k, g, want)
 		}
 	}
+}
+
+// A stop while the broker has stalled (the network holds every byte, nothing is closed) ends
+// Run within StopTimeout plus the 5 s cancelAfterAcks waits for the cancel-ok: closing the
+// connection must not then wait for a close-ok that cannot come either.
+func TestAStopWhileTheBrokerStallsEndsRunInTime(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	proxy, err := faultproxy.New(f.broker.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	applied := make(chan struct{}, 1)
+	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
+		select {
+		case applied <- struct{}{}:
+		default:
+		}
+		return recordHandler(ctx, tx, msg)
+	})
+	cfg.AMQPURL = f.broker.URLVia(proxy.Addr())
+	cfg.StopTimeout = time.Second
+	s, err := New(f.db.DB, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	f.publish("m1", "k", "test", []byte("x"))
+	select {
+	case <-applied:
+	case <-time.After(20 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("the message was not applied")
+	}
+	proxy.Pause()
+	start := time.Now()
+	cancel()
+	const bound = time.Second + cancelAfterAcksTimeout + 2*time.Second // StopTimeout + cancel-ok wait + slack
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if took := time.Since(start); took > bound {
+			t.Errorf("Run took %v to return after the stop, want at most %v", took.Round(100*time.Millisecond), bound)
+		}
+	case <-time.After(60 * time.Second):
+		proxy.Resume()
+		<-done
+		t.Errorf("Run did not return within 60 s of the stop while the broker stalled")
+	}
+	proxy.Resume()
 }

@@ -149,7 +149,14 @@ func (s *Subscriber) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	stalled := false // the broker stopped answering: closing must not wait for its close-ok
+	defer func() {
+		if stalled {
+			conn.CloseDeadline(time.Now()) //nolint:errcheck // the session is over either way
+			return
+		}
+		conn.Close()
+	}()
 	pubCh, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open publishing channel: %w", err)
@@ -238,7 +245,9 @@ dispatch:
 		if s.testHandBackByNack != nil {
 			byNack = *s.testHandBackByNack
 		}
-		if cancelAfterAcks(ch, tag, s.log) && byNack {
+		confirmed, timedOut := cancelAfterAcks(ch, tag, s.log)
+		stalled = timedOut
+		if confirmed && byNack {
 			s.handBack(ch, sess.cork, untouched, deliveries, lanes.cutShortKeys())
 		}
 	}
@@ -301,8 +310,10 @@ const cancelAfterAcksTimeout = 5 * time.Second
 // the last acks does not help, so the consumer stays until here. On a
 // stalled connection the wait ends after cancelAfterAcksTimeout; closing the connection ends
 // the call.
-// It reports whether the broker confirmed the cancel.
-func cancelAfterAcks(ch *amqp.Channel, tag string, log *zap.Logger) bool {
+// It reports whether the broker confirmed the cancel, and whether the wait timed out: the
+// broker is not answering, so the session closes the connection without awaiting a close-ok
+// (which would hold Run until the heartbeat timeout, some 10 s more).
+func cancelAfterAcks(ch *amqp.Channel, tag string, log *zap.Logger) (confirmed, timedOut bool) {
 	done := make(chan error, 1)
 	go func() { done <- ch.Cancel(tag, false) }()
 	select {
@@ -310,10 +321,10 @@ func cancelAfterAcks(ch *amqp.Channel, tag string, log *zap.Logger) bool {
 		if err != nil {
 			log.Debug("cancel the consumer after the last acks", zap.Error(err))
 		}
-		return err == nil
+		return err == nil, false
 	case <-time.After(cancelAfterAcksTimeout):
 		log.Warn("the broker did not confirm the consumer's cancel; closing the connection",
 			zap.Duration("waited", cancelAfterAcksTimeout))
-		return false
+		return false, true
 	}
 }
