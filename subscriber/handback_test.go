@@ -62,7 +62,7 @@ func TestStopsDoNotUseUpTheDeliveryLimit(t *testing.T) {
 	if err := f.pub.Confirm(false); err != nil {
 		t.Fatal(err)
 	}
-	const n = 10
+	const n = 300 // all prefetched: a stop hands back hundreds at once
 	var ids []string
 	for i := range n {
 		ids = append(ids, fmt.Sprintf("m%d", i))
@@ -78,7 +78,7 @@ func TestStopsDoNotUseUpTheDeliveryLimit(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			return recordHandler(ctx, tx, msg)
 		})
-		cfg.Concurrency, cfg.BatchSize = 1, 1
+		cfg.Concurrency, cfg.BatchSize, cfg.Prefetch = 1, 1, n
 		s, stop := f.start(f.db.DB, cfg, func(s *Subscriber) { s.testHandBackByNack = forceNack })
 		testenv.Eventually(t, 20*time.Second, func() (bool, string) {
 			return entered.Load() > 0, fmt.Sprintf("round %d: no message reached the handler", round)
@@ -96,7 +96,8 @@ func TestStopsDoNotUseUpTheDeliveryLimit(t *testing.T) {
 		for _, d := range parked {
 			got = append(got, d.MessageId)
 		}
-		t.Fatalf("the broker parked %v after 4 graceful stops: handing them back counted as failed deliveries", got)
+		t.Fatalf("the broker parked %d messages (%v...) after 4 graceful stops: handing them back counted as failed deliveries",
+			len(got), got[:min(len(got), 5)])
 	}
 	f.start(f.db.DB, f.config(recordHandler))
 	f.waitApplied(ids, 20*time.Second)

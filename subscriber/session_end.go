@@ -27,10 +27,29 @@ import (
 // left to the close as well: the broker queues what is handed back in the order it comes back,
 // so nacking them would put them ahead of the cut-short delivery of their key, which the close
 // returns later (measured on 4.3.6: a key's a1..a4 were applied before a0).
+//
+// onlyUntouched says that no batch of the session failed a move: with nothing cut short
+// either, every delivery still unacked on ch is one no handler started on, and one basic.nack
+// with delivery tag 0 and multiple returns them all. A nack per delivery is a command each for
+// a quorum queue, which drops those still pending when the channel closes, as it does acks
+// (rabbitmq-server#10327): measured on 4.3.6 under load, 400 single nacks and a close counted
+// messages as failed deliveries in 9 of 10 runs (230 of 400 on average), one multiple nack in
+// none of 10.
 func (s *Subscriber) handBack(ch *amqp.Channel, cork *amqpx.CorkConn, untouched []amqp.Delivery, deliveries <-chan amqp.Delivery,
-	cutShort map[string]struct{}) {
+	cutShort map[string]struct{}, onlyUntouched bool) {
 	for d := range deliveries {
 		untouched = append(untouched, d)
+	}
+	if len(untouched) == 0 {
+		return
+	}
+	if onlyUntouched && len(cutShort) == 0 {
+		if err := ch.Nack(0, true, true); err != nil {
+			s.log.Debug("hand back unstarted deliveries", zap.Int("deliveries", len(untouched)), zap.Error(err))
+			return
+		}
+		s.testHandedBack.Add(int64(len(untouched)))
+		return
 	}
 	back := untouched[:0]
 	for _, d := range untouched {

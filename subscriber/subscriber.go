@@ -248,7 +248,9 @@ dispatch:
 		confirmed, timedOut := cancelAfterAcks(ch, tag, s.log)
 		stalled = timedOut
 		if confirmed && byNack {
-			s.handBack(ch, sess.cork, untouched, deliveries, lanes.cutShortKeys())
+			// A lane whose move failed after the dispatch loop ended left its error in fatal.
+			onlyUntouched := result == nil && len(fatal) == 0
+			s.handBack(ch, sess.cork, untouched, deliveries, lanes.cutShortKeys(), onlyUntouched)
 		}
 	}
 	return result
