@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/syncworker/syncworker/internal/faultproxy"
 	"github.com/syncworker/syncworker/internal/naming"
 	"github.com/syncworker/syncworker/internal/testenv"
 	"github.com/syncworker/syncworker/outbox"
@@ -59,6 +60,18 @@ func fixtureTables(t *testing.T, f *fixture) {
 		k VARCHAR(255) NOT NULL, body VARCHAR(255) NOT NULL, attempt INT NOT NULL)`); err != nil {
 		t.Fatalf("create applied table: %v", err)
 	}
+}
+
+// brokerProxy returns a fault proxy in front of the test broker, closed when the test ends;
+// connect through it with f.broker.URLVia(proxy.Addr()).
+func (f *fixture) brokerProxy() *faultproxy.Proxy {
+	f.t.Helper()
+	proxy, err := faultproxy.New(f.broker.Host())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { proxy.Close() })
+	return proxy
 }
 
 // publish sends an event in the relay's format and waits for the broker's confirm.

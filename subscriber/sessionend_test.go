@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/syncworker/syncworker/internal/faultproxy"
 	"github.com/syncworker/syncworker/internal/naming"
 	"github.com/syncworker/syncworker/internal/testenv"
 )
@@ -146,11 +145,7 @@ func TestAStopPastItsTimeoutKeepsEachKeysOrder(t *testing.T) {
 func TestAStopWhileTheBrokerStallsEndsRunInTime(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	proxy, err := faultproxy.New(f.broker.Host())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := f.brokerProxy()
 	applied := make(chan struct{}, 1)
 	cfg := f.config(func(ctx context.Context, tx *sql.Tx, msg Message) error {
 		select {

@@ -38,11 +38,7 @@ func TestNewReportsEveryProblem(t *testing.T) {
 func TestDuplicatesAppliedOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	proxy, err := faultproxy.New(f.broker.Host())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := f.brokerProxy()
 
 	metrics := &countingMetrics{}
 	cfg := f.config(recordHandler)
@@ -341,11 +337,7 @@ func TestSlowHandlersAreNotTakenAlong(t *testing.T) {
 func TestKilledMidBatch(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	amqpProxy, err := faultproxy.New(f.broker.Host())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer amqpProxy.Close()
+	amqpProxy := f.brokerProxy()
 	dbProxy, err := faultproxy.New(testenv.MySQLAddr(t))
 	if err != nil {
 		t.Fatal(err)

@@ -207,10 +207,13 @@ type brokerValue struct {
 	text, typ string
 }
 
+// notSet is how a ConflictError shows an argument one side does not have.
+const notSet = "(not set)"
+
 func (v brokerValue) display() string {
 	switch {
 	case v.none:
-		return "(not set)"
+		return notSet
 	case v.text == "":
 		return `""`
 	}

@@ -177,7 +177,7 @@ func change(kind, name, origin string, line int, obs observation) Change {
 // lot is drained and deleted. It returns the note plan shows instead.
 func oldParkingLot(diffs []*ConflictError) ([]*ConflictError, string) {
 	for i, d := range diffs {
-		if d.Argument == "x-delivery-limit" && d.Broker == "(not set)" {
+		if d.Argument == "x-delivery-limit" && d.Broker == notSet {
 			return append(diffs[:i:i], diffs[i+1:]...), "declared without x-delivery-limit (by an older syncworker): " +
 				"RabbitMQ 4 gives it the default limit of 20 deliveries and drops a message returned that often; " +
 				"set a delivery-limit policy on it, or drain, delete and apply it again (see topology/README.md)"
