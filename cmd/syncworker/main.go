@@ -1,5 +1,5 @@
 // Command syncworker runs the relay and the subscriber workers and holds the operator's
-// tools: migrate, topology, status, dlq, verify, demo and bench.
+// tools: migrate, topology, status, dlq, verify, health, demo and bench.
 package main
 
 import (

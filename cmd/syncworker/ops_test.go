@@ -60,6 +60,14 @@ consume:
 	if code, body := httpGet(t, consumeURL+"/readyz"); code != 503 || !strings.Contains(body, `"consumer":"not consuming`) || !strings.Contains(body, `"database":"ok"`) {
 		t.Fatalf("consume /readyz without its queue = %d %s, want 503 naming the consumer", code, body)
 	}
+	// The container health check (`syncworker health`) tells the same by its exit code.
+	consumeAddr := strings.TrimPrefix(consumeURL, "http://")
+	if code, out, errOut := runCLI(t, nil, "", "health", "--ready", "--http-listen", consumeAddr); code != 1 || !strings.Contains(out, `"consumer":"not consuming`) {
+		t.Fatalf("health --ready of consume without its queue: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, nil, "", "health", "--http-listen", consumeAddr); code != 0 {
+		t.Fatalf("health of a live consume: code %d, stderr %q", code, errOut)
+	}
 	testenv.Eventually(t, 10*time.Second, func() (bool, string) { // and says why
 		_, body := httpGet(t, consumeURL+"/readyz")
 		return strings.Contains(body, "NOT_FOUND"), "consume /readyz does not give the broker's reason: " + body
@@ -71,6 +79,9 @@ consume:
 		code, body := httpGet(t, consumeURL+"/readyz")
 		return code == 200 && strings.Contains(body, `"broker":"ok"`), fmt.Sprintf("consume /readyz = %d %s", code, body)
 	})
+	if code, out, errOut := runCLI(t, nil, "", "health", "--ready", "--http-listen", consumeAddr); code != 0 {
+		t.Fatalf("health --ready of a consuming consume: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
 
 	const n = 40
 	for i := 1; i <= n; i++ {
@@ -94,6 +105,9 @@ consume:
 		code, body := httpGet(t, relayURL+"/readyz")
 		return code == 200 && strings.Contains(body, `"leases":"ok"`), fmt.Sprintf("relay /readyz = %d %s", code, body)
 	})
+	if code, out, errOut := runCLI(t, nil, "", "health", "--ready", "--http-listen", strings.TrimPrefix(relayURL, "http://")); code != 0 {
+		t.Fatalf("health --ready of a ready relay: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
 	// status sees the live relay's leases (its lease group naming matches the publisher's).
 	code, out, errOut := runCLI(t, env, "", "status", "--json")
 	if code != 0 || strings.Count(out, `"owner": "`+memberOf(t, relay)+`"`) != 2 {
