@@ -87,9 +87,13 @@ func openPubChannel(conn *amqp.Connection, cork *amqpx.CorkConn, window int, met
 		returned: map[string]string{},
 		done:     make(chan struct{}),
 	}
-	// Buffers as large as the window keep the client's reader goroutine from ever waiting on us.
+	// Buffers as large as the window keep the client's reader goroutine from ever waiting on us:
+	// at most window publishes are unconfirmed, so at most window confirms and returns are
+	// queued. That matters beyond speed: amqp091-go drops a notification its listener has not
+	// taken within 5 s (rabbitmq/amqp091-go#349), and a dropped return would let the ack alone
+	// settle an unroutable message as published.
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window))
-	returns := ch.NotifyReturn(make(chan amqp.Return, 64))
+	returns := ch.NotifyReturn(make(chan amqp.Return, window))
 	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
 	go pc.loop(confirms, returns, closes, onClose)
 	return pc, nil
