@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -86,6 +87,10 @@ func askOpsServer(ctx context.Context, target string) (int, string, error) {
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return 0, "", errors.New("no answer in time (see --timeout)")
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the caller names the URL already
 		}
 		return 0, "", err
 	}

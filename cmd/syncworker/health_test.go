@@ -57,7 +57,7 @@ func TestHealthFailsWhenNothingAnswers(t *testing.T) {
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
 	code, _, errOut := runCLI(t, nil, "", "health", "--http-listen", addr)
-	if code != 1 || !strings.Contains(errOut, "http://"+addr+"/healthz") || !strings.Contains(errOut, "refused") {
+	if code != 1 || !strings.Contains(errOut, "http://"+addr+"/healthz") || !strings.Contains(errOut, "refused") || strings.Contains(errOut, `Get "`) {
 		t.Fatalf("health with nothing listening: code %d, stderr %q", code, errOut)
 	}
 
