@@ -100,7 +100,9 @@ func (p *partition) run(ctx context.Context) {
 	log := p.r.log.With(zap.Int("partition", p.no))
 	errWait := 50 * time.Millisecond
 	var given []outbox.PendingRow // rows handed over for the next sweep to publish
-	for ctx.Err() == nil {
+	// A killed process (the crashed test hook) publishes nothing more: sweeping on until the
+	// partition is stopped would publish its unsettled rows again, which a dead relay cannot.
+	for ctx.Err() == nil && !p.r.crashed.Load() {
 		if !p.leaseValid() {
 			// Not renewed in time (database trouble, or we were paused): act only after the lease
 			// loop renews it, or stops us.
@@ -198,7 +200,7 @@ publishing:
 	for i := range rows {
 		row := &rows[i]
 		outcomes[i].idx = i
-		if ctx.Err() != nil || !p.leaseValid() || r.conns.waitUnblocked(ctx, pc.cork) != nil {
+		if ctx.Err() != nil || r.crashed.Load() || !p.leaseValid() || r.conns.waitUnblocked(ctx, pc.cork) != nil {
 			break
 		}
 		if (strict && (failedKeys[row.PartitionKey] || serialKeys[row.PartitionKey])) ||
