@@ -217,14 +217,19 @@ row_sync:
 		{"partition-relay-broker", func() error { partitionFor(relayMQ); return nil }},
 		{"partition-consumer-db", func() error { partitionFor(consumerDB); return nil }},
 	}
-	// One broker restart and one database crash per 16 faults, the first restart after 8, the
-	// first crash after 15: both happen in the 90-s run of scripts/test.sh.
+	// One broker restart, one database crash and one freeze of each per 16 faults: the first
+	// broker freeze after 4, restart after 8, database freeze after 12 and crash after 15, so
+	// all happen in the 90-s run of scripts/test.sh.
 	const restartEvery = 16
 	for n := 0; prodCtx.Err() == nil; n++ {
 		f := rotation[n%len(rotation)]
 		switch {
+		case brokerRestart && n%restartEvery == restartEvery/4:
+			f = fault{"freeze-broker", freezeBroker}
 		case brokerRestart && n%restartEvery == restartEvery/2:
 			f = fault{"broker-restart", restartBroker}
+		case dbCrash && n%restartEvery == restartEvery*3/4:
+			f = fault{"freeze-db", func() error { return freezeDatabase(ctx, admin) }}
 		case dbCrash && n%restartEvery == restartEvery-1:
 			f = fault{"db-crash", func() error { return crashDatabase(ctx, admin) }}
 		}

@@ -25,17 +25,9 @@ var dbCrash = os.Getenv("SYNCWORKER_CHAOS_DB_CRASH") == "1"
 // was started (program, arguments, environment, directory), detached, then waits until it
 // answers.
 func crashDatabase(ctx context.Context, admin *sql.DB) error {
-	var pidFile string
-	if err := admin.QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile); err != nil {
-		return fmt.Errorf("find the server's pid file: %w", err)
-	}
-	b, err := os.ReadFile(pidFile)
+	pid, err := databasePID(ctx, admin)
 	if err != nil {
-		return fmt.Errorf("read the server's pid: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("pid file %s: %w", pidFile, err)
+		return err
 	}
 	// The same program, arguments, environment and working directory as the server had.
 	proc := fmt.Sprintf("/proc/%d/", pid)
@@ -102,6 +94,23 @@ func crashDatabase(ctx context.Context, admin *sql.DB) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// databasePID returns the process id of the server admin is connected to (its pid file).
+func databasePID(ctx context.Context, admin *sql.DB) (int, error) {
+	var pidFile string
+	if err := admin.QueryRowContext(ctx, "SELECT @@pid_file").Scan(&pidFile); err != nil {
+		return 0, fmt.Errorf("find the server's pid file: %w", err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, fmt.Errorf("read the server's pid: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("pid file %s: %w", pidFile, err)
+	}
+	return pid, nil
 }
 
 // nulSeparated reads a /proc file of NUL-terminated strings.

@@ -129,7 +129,20 @@ ensure_compose() {
   apt_install docker-compose || printf 'test.sh: warning: docker-compose is not installed and cannot be installed here (apt-get install docker-compose); TestComposeFileIsValid will fail\n' >&2
 }
 
+# continue_stopped: the chaos test freezes the local servers (SIGSTOP) for a few seconds; one
+# killed during a freeze would leave a server that looks running and answers nothing.
+continue_stopped() {
+  local pid
+  for pid in $(pgrep -x mariadbd; pgrep -x mysqld; pgrep -f beam.smp); do
+    if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = T ]; then
+      say "process $pid ($(cat "/proc/$pid/comm")) is stopped: continuing it"
+      kill -CONT "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
 if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
+  continue_stopped
   ensure_mysql
   ensure_rabbit
   enable_management
@@ -177,9 +190,9 @@ fuzz ./outbox/ FuzzDecodeRowChange 150000x
 fuzz ./topology/ FuzzParse 30000x
 fuzz ./cmd/syncworker/ FuzzConfig 10000x
 
-# The chaos test last and alone: it restarts the broker (stop_app/start_app) and crashes the
-# database server (SIGKILL, started again with the same command line), which would break any
-# other test running against them. SYNCWORKER_CHAOS_DURATION=30m makes it a soak run.
+# The chaos test last and alone: it restarts and freezes the broker (stop_app/start_app,
+# SIGSTOP/SIGCONT) and freezes and crashes the database server (SIGKILL, started again with the
+# same command line), which would break any other test running against them. SYNCWORKER_CHAOS_DURATION=30m makes it a soak run.
 if [ "${SYNCWORKER_SKIP_INTEGRATION:-}" != 1 ]; then
   say "chaos test (${SYNCWORKER_CHAOS_DURATION:-90s} of faults)"
   restart=0
