@@ -17,9 +17,14 @@ import (
 )
 
 // park publishes a message to queue's parking lot the way the subscriber parks one.
+// park puts a message into queue's parking lot as the subscriber parks one, and returns once
+// the broker confirmed it: a command run right after must find it there.
 func park(t *testing.T, ch *amqp.Channel, queue, id, typ, reason string, body []byte) {
 	t.Helper()
-	err := ch.PublishWithContext(context.Background(), "", queue+".parked", true, false, amqp.Publishing{
+	if err := ch.Confirm(false); err != nil { // a no-op on a channel in confirm mode already
+		t.Fatal(err)
+	}
+	conf, err := ch.PublishWithDeferredConfirmWithContext(context.Background(), "", queue+".parked", true, false, amqp.Publishing{
 		MessageId: id, Type: typ, ContentType: "application/json", DeliveryMode: amqp.Persistent, Body: body,
 		Headers: amqp.Table{
 			subscriber.HeaderAttempts: int64(5), subscriber.HeaderError: reason,
@@ -30,6 +35,9 @@ func park(t *testing.T, ch *amqp.Channel, queue, id, typ, reason string, body []
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := conf.WaitContext(context.Background()); err != nil || !ok {
+		t.Fatalf("parking %s: confirmed %v, %v", id, ok, err)
 	}
 }
 
