@@ -111,9 +111,10 @@ func TestBrokerConnectionCuts(t *testing.T) {
 	}
 	<-writeDone
 	e.waitAll(c, want, 60*time.Second)
-	if proxy.Accepted() < 5 {
-		t.Errorf("the relay connected %d times through the proxy, want at least 5 (4 cuts)", proxy.Accepted())
-	}
+	// On a fast machine every message may be through before the last cut's reconnect.
+	testenv.Eventually(t, 30*time.Second, func() (bool, string) {
+		return proxy.Accepted() >= 5, fmt.Sprintf("the relay connected %d times through the proxy, want at least 5 (4 cuts)", proxy.Accepted())
+	})
 }
 
 // Two relays share the partitions; when one is killed the other takes them all over and
