@@ -43,7 +43,8 @@ func freezeBroker() error {
 	return freeze(pid, "broker")
 }
 
-// freeze stops pid for 1 to 6 s and continues it, also when the test is being torn down.
+// freeze stops pid for 1 to 6 s, then continues it. A run killed meanwhile leaves it stopped;
+// scripts/test.sh continues it on its next run.
 func freeze(pid int, what string) error {
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		return fmt.Errorf("stop the %s (pid %d): %w", what, pid, err)

@@ -16,7 +16,6 @@ import (
 	"github.com/syncworker/syncworker/topology"
 )
 
-// park publishes a message to queue's parking lot the way the subscriber parks one.
 // park puts a message into queue's parking lot as the subscriber parks one, and returns once
 // the broker confirmed it: a command run right after must find it there.
 func park(t *testing.T, ch *amqp.Channel, queue, id, typ, reason string, body []byte) {
